@@ -156,7 +156,7 @@ enum Body {
 }
 
 /// The tables of `wit_t`, in the order of the struct's fields.
-const TABLES: usize = 12;
+const TABLES: usize = 11;
 const RECORDS: usize = 0;
 const FLAGS: usize = 1;
 const TUPLES: usize = 2;

@@ -1,0 +1,275 @@
+//! Test support: deterministic random WIT worlds from `wit-smith`, limited to
+//! the synchronous subset (no `async`, futures, streams, `error-context` or
+//! fixed-length lists), and without wit-smith's `implements` worlds (one
+//! interface imported under several names), which wit-dylib 0.263 rejects.
+//! wit-smith 0.263 never generates `map<K, V>`.
+//!
+//! A seed is expanded into a byte string by a SplitMix64 generator; those
+//! bytes drive `arbitrary::Unstructured`, which first picks a
+//! `wit_smith::Config` (whose async-related switches are then forced off) and
+//! then the packages. The encoded WIT package that `wit_smith::smith` returns
+//! is decoded back into a `Resolve`.
+//!
+//! Not every seed yields something usable (wit-smith may run out of data or
+//! reject its own draw, or the main package may have no non-empty world);
+//! such seeds give `Ok(None)`, deterministically.
+
+#![allow(dead_code)]
+
+use anyhow::{Context, Result, bail};
+use arbitrary::{Arbitrary, Unstructured};
+use wit_parser::decoding::{DecodedWasm, decode};
+use wit_parser::{PackageId, Resolve, WorldId, WorldItem};
+
+/// Bytes fed to `Unstructured` per seed: a base plus a seed-dependent extra
+/// amount, so that both small and larger worlds occur.
+const MIN_BYTES: usize = 512;
+const MAX_EXTRA_BYTES: usize = 8 * 1024;
+
+/// SplitMix64 (Steele, Lea, Flood 2014).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// The deterministic byte string for `seed`.
+///
+/// wit-smith decides "one more item?" with `bool`s (the low bit of one
+/// byte), so uniform bytes give mostly tiny packages. The low bit of each
+/// byte is therefore forced to 1, so that it is 1 with probability 3/4, 7/8
+/// or 15/16 (chosen by the seed), to get a spread of sizes.
+pub fn seed_bytes(seed: u64) -> Vec<u8> {
+    let mut rng = SplitMix64(seed);
+    let len = MIN_BYTES + (rng.next() % (MAX_EXTRA_BYTES as u64 + 1)) as usize;
+    let bias_bits = 1 + (rng.next() % 3) as u32;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let word = rng.next();
+        let bias = rng.next();
+        for i in 0..8 {
+            let mut b = (word >> (8 * i)) as u8;
+            let r = (bias >> (8 * i)) as u8;
+            if r & ((1u8 << bias_bits) - 1) != 0 {
+                b |= 1;
+            }
+            out.push(b);
+        }
+    }
+    out.truncate(len);
+    out
+}
+
+/// The wit-smith configuration used for all seeds: whatever `Config`'s own
+/// `Arbitrary` impl draws, with every asynchronous or unsupported feature
+/// switched off.
+pub fn smith_config(u: &mut Unstructured<'_>) -> arbitrary::Result<wit_smith::Config> {
+    let mut config = wit_smith::Config::arbitrary(u)?;
+    config.async_ = false;
+    config.futures = false;
+    config.streams = false;
+    config.error_context = false;
+    config.fixed_length_lists = false;
+    // `implements` lets a world import one interface under several plain
+    // names (`import a: x:y/z; import x:y/z;`); wit-dylib 0.263 panics on
+    // that (`assert!(prev.is_none())` in `add_imported_type_intrinsics`
+    // when the interface has a resource).
+    config.implements = false;
+    Ok(config)
+}
+
+/// The binary-encoded WIT package wit-smith generates for `seed`, or `None`
+/// if wit-smith declines this seed.
+pub fn random_wit_wasm(seed: u64) -> Option<Vec<u8>> {
+    let bytes = seed_bytes(seed);
+    let mut u = Unstructured::new(&bytes);
+    let config = smith_config(&mut u).ok()?;
+    wit_smith::smith(&config, &mut u).ok()
+}
+
+/// All packages generated for `seed` and the id of the main one.
+pub fn random_package(seed: u64) -> Result<Option<(Resolve, PackageId)>> {
+    let Some(wasm) = random_wit_wasm(seed) else {
+        return Ok(None);
+    };
+    match decode(&wasm).with_context(|| format!("decoding wit-smith output for seed {seed}"))? {
+        DecodedWasm::WitPackage(resolve, pkg) => Ok(Some((resolve, pkg))),
+        DecodedWasm::Component(..) => bail!("wit-smith produced a component for seed {seed}"),
+    }
+}
+
+/// The world for `seed`.
+///
+/// wit-smith's own worlds are small (most seeds produce none with a
+/// function), so, like wit-dylib's roundtrip test, this synthesizes a world
+/// in an extra package `componentize:fuzz`: it includes the richest
+/// wit-smith world (see [`smith_world`]), and imports, exports, or imports
+/// *and* exports every named interface of every generated package (the
+/// choice per interface is drawn from the seed). If WIT resolution rejects
+/// that combination, it is pared down deterministically (see below).
+/// `Ok(None)` if wit-smith declines the seed or nothing is left.
+pub fn random_world(seed: u64) -> Result<Option<(Resolve, WorldId)>> {
+    let Some((resolve, _pkg)) = random_package(seed)? else {
+        return Ok(None);
+    };
+    let include = best_world(&resolve).map(|w| {
+        let world = &resolve.worlds[w];
+        let name = &resolve.packages[world.package.unwrap()].name;
+        match &name.version {
+            Some(v) => format!("{}:{}/{}@{v}", name.namespace, name.name, world.name),
+            None => format!("{}:{}/{}", name.namespace, name.name, world.name),
+        }
+    });
+    let mut rng = SplitMix64(seed ^ 0x5eed_f00d_c0de_0001);
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    for (id, iface) in resolve.interfaces.iter() {
+        if iface.name.is_none() || iface.package.is_none() {
+            continue;
+        }
+        let name = resolve.id_of(id).unwrap();
+        match rng.next() % 4 {
+            0 | 1 => imports.push(name),
+            2 => exports.push(name),
+            _ => {
+                imports.push(name.clone());
+                exports.push(name);
+            }
+        }
+    }
+    // First try everything at once; if WIT resolution rejects it (typically
+    // "transitively depends on an interface in incompatible ways"), keep the
+    // include only if it works with the imports, then add the exports one at
+    // a time, keeping those that still resolve (a rejected export is
+    // imported instead, if that resolves).
+    if let Some(found) = try_world(&resolve, include.as_deref(), &imports, &exports) {
+        return Ok(Some(found));
+    }
+    let include = include.filter(|i| try_world(&resolve, Some(i), &imports, &[]).is_some());
+    let include = include.as_deref();
+    let mut accepted: Vec<String> = Vec::new();
+    for e in exports {
+        accepted.push(e.clone());
+        if try_world(&resolve, include, &imports, &accepted).is_some() {
+            continue;
+        }
+        accepted.pop();
+        if !imports.contains(&e) {
+            imports.push(e);
+            if try_world(&resolve, include, &imports, &accepted).is_none() {
+                imports.pop();
+            }
+        }
+    }
+    if include.is_none() && imports.is_empty() && accepted.is_empty() {
+        return Ok(None);
+    }
+    Ok(try_world(&resolve, include, &imports, &accepted))
+}
+
+/// Adds package `componentize:fuzz` with `world w { include ..; import ..;
+/// export ..; }` to a copy of `resolve`, if that resolves.
+fn try_world(
+    resolve: &Resolve,
+    include: Option<&str>,
+    imports: &[String],
+    exports: &[String],
+) -> Option<(Resolve, WorldId)> {
+    let mut text = String::from("package componentize:fuzz;\n\nworld w {\n");
+    if let Some(i) = include {
+        text.push_str(&format!("  include {i};\n"));
+    }
+    for i in imports {
+        text.push_str(&format!("  import {i};\n"));
+    }
+    for e in exports {
+        text.push_str(&format!("  export {e};\n"));
+    }
+    text.push_str("}\n");
+    let mut candidate = resolve.clone();
+    let pkg = candidate.push_str("componentize-fuzz.wit", &text).ok()?;
+    let world = candidate.select_world(&[pkg], Some("w")).ok()?;
+    Some((candidate, world))
+}
+
+/// The plain wit-smith world for `seed` (no synthesis): see [`best_world`].
+pub fn smith_world(seed: u64) -> Result<Option<(Resolve, WorldId)>> {
+    let Some((resolve, _pkg)) = random_package(seed)? else {
+        return Ok(None);
+    };
+    Ok(best_world(&resolve).map(|w| (resolve, w)))
+}
+
+/// Of all worlds in `resolve` (arena order) that import or export anything,
+/// the one with the most functions; the first one on ties.
+pub fn best_world(resolve: &Resolve) -> Option<WorldId> {
+    let mut best: Option<(usize, WorldId)> = None;
+    for (id, world) in resolve.worlds.iter() {
+        if world.imports.is_empty() && world.exports.is_empty() {
+            continue;
+        }
+        let n = world_function_count(resolve, id);
+        if best.is_none_or(|(m, _)| n > m) {
+            best = Some((n, id));
+        }
+    }
+    best.map(|(_, w)| w)
+}
+
+/// Number of functions a world imports or exports, directly or through
+/// interfaces.
+pub fn world_function_count(resolve: &Resolve, world: WorldId) -> usize {
+    let w = &resolve.worlds[world];
+    w.imports
+        .values()
+        .chain(w.exports.values())
+        .map(|item| match item {
+            WorldItem::Function(_) => 1,
+            WorldItem::Interface { id, .. } => resolve.interfaces[*id].functions.len(),
+            WorldItem::Type { .. } => 0,
+        })
+        .sum()
+}
+
+/// WIT text of everything generated for `seed` (main package first, then
+/// its dependencies as nested packages), for reproducing failures.
+pub fn random_wit_text(seed: u64) -> Result<Option<String>> {
+    let Some((resolve, pkg)) = random_package(seed)? else {
+        return Ok(None);
+    };
+    Ok(Some(wit_text(&resolve, pkg)?))
+}
+
+/// WIT text for `pkg` with every other package of `resolve` nested.
+pub fn wit_text(resolve: &Resolve, pkg: PackageId) -> Result<String> {
+    let nested: Vec<PackageId> = resolve
+        .topological_packages()
+        .into_iter()
+        .filter(|p| *p != pkg)
+        .collect();
+    let mut printer = wit_component::WitPrinter::default();
+    printer.print(resolve, pkg, &nested)?;
+    Ok(printer.output.to_string())
+}
+
+/// The first `count` usable seeds at or after `first_seed`, with their
+/// worlds, in seed order. Errors (as opposed to declined seeds) are
+/// returned as `Err` items carrying the seed.
+pub fn random_worlds(
+    first_seed: u64,
+    count: usize,
+) -> impl Iterator<Item = Result<(u64, Resolve, WorldId)>> {
+    (first_seed..)
+        .filter_map(|seed| match random_world(seed) {
+            Ok(Some((r, w))) => Some(Ok((seed, r, w))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e.context(format!("seed {seed}")))),
+        })
+        .take(count)
+}
