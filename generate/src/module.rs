@@ -221,18 +221,18 @@ pub fn encode(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
         pending: Vec::new(),
     };
     let mut imports = ImportSection::new();
+    // Names of defined functions only, for backtraces: imports already
+    // carry their names.
     let mut func_names = NameMap::new();
     for (name, params, results) in INTRINSICS {
         let ty = m.ty(params, results);
         imports.import("env", name, EntityType::Function(ty));
-        func_names.append(m.imported_funcs, name);
         m.imported_funcs += 1;
     }
     let host_base = m.imported_funcs;
     for h in &plan.host_imports {
         let ty = m.ty(&h.params, &h.results);
         imports.import(&h.module, &h.name, EntityType::Function(ty));
-        func_names.append(m.imported_funcs, &format!("{}#{}", h.module, h.name));
         m.imported_funcs += 1;
     }
     let const_i32 = GlobalType {

@@ -87,15 +87,15 @@ fn handwritten(generator: Generator) {
             let built = start.elapsed();
             let mut driver = Driver::new(&wit.resolve, world, &c, seed_of(name))?;
             run_every_export(&mut driver, 12, true)?;
-            Ok(built)
+            Ok((built, driver.calls))
         });
         match outcome {
-            Ok(built) => eprintln!(
-                "{} {name}: ok (build {built:.1?}, total {:.1?})",
+            Ok((built, calls)) => eprintln!(
+                "{} {name}: ok, {calls} calls (build {built:.1?}, total {:.1?})",
                 generator.name(),
                 start.elapsed()
             ),
-            Err(e) => failures.push(format!("world {name}: {e:?}")),
+            Err(e) => failures.push(format!("world {name}: {e:#}")),
         }
     }
     assert!(
@@ -117,9 +117,17 @@ fn handwritten_worlds_wit_dylib() {
     handwritten(Generator::WitDylib);
 }
 
-fn run_world(resolve: &Resolve, world: WorldId, component: &Component, seed: u64, calls: usize) -> Result<()> {
+/// Runs `calls` random calls; returns (checked calls, handles made).
+fn run_world(
+    resolve: &Resolve,
+    world: WorldId,
+    component: &Component,
+    seed: u64,
+    calls: usize,
+) -> Result<(usize, usize)> {
     let mut driver = Driver::new(resolve, world, component, seed)?;
-    run_random_calls(&mut driver, calls)
+    run_random_calls(&mut driver, calls)?;
+    Ok((driver.calls, driver.handles))
 }
 
 fn random(generator: Generator) {
@@ -133,6 +141,7 @@ fn random(generator: Generator) {
     let start = Instant::now();
     let (mut worlds, mut declined) = (0, 0);
     let mut build_time = Duration::ZERO;
+    let (mut checked, mut handles, mut with_handles) = (0, 0, 0);
     let mut failures = Vec::new();
     for seed in seeds {
         if worlds >= count {
@@ -146,7 +155,7 @@ fn random(generator: Generator) {
                 continue;
             }
             Err(e) => {
-                failures.push(format!("seed {seed}: no world: {e:?}"));
+                failures.push(format!("seed {seed}: no world: {e:#}"));
                 continue;
             }
         };
@@ -156,6 +165,11 @@ fn random(generator: Generator) {
             build_time += t.elapsed();
             run_world(&mirror.resolve, mirror.world, &c, seed, calls)
         });
+        if let Ok((c, h)) = outcome {
+            checked += c;
+            handles += h;
+            with_handles += usize::from(h > 0);
+        }
         if let Err(e) = outcome {
             let wit = if failures.len() < 3 || single.is_some() {
                 format!("\n--- WIT of seed {seed} ---\n{}", mirror.wit_text())
@@ -164,13 +178,14 @@ fn random(generator: Generator) {
             };
             eprintln!("{} seed {seed}: FAILED", generator.name());
             failures.push(format!(
-                "seed {seed}: {e:?}\nreplay: COMPONENTIZE_ROUNDTRIP_SEED={seed} cargo test -p componentize-generate --test roundtrip random_worlds_{}{wit}",
+                "seed {seed}: {e:#}\nreplay: COMPONENTIZE_ROUNDTRIP_SEED={seed} cargo test -p componentize-generate --test roundtrip random_worlds_{}{wit}",
                 generator.name().replace('-', "_")
             ));
         }
     }
     eprintln!(
-        "{}: {worlds} random worlds x {calls} calls ({declined} seeds declined) in {:.1?} (building {build_time:.1?}), {} failed",
+        "{}: {worlds} random worlds x {calls} calls ({declined} seeds declined) in {:.1?} (building {build_time:.1?}), {} failed; \
+         {checked} checked calls, {handles} handles in {with_handles} worlds",
         generator.name(),
         start.elapsed(),
         failures.len()

@@ -89,6 +89,8 @@ pub fn engine() -> &'static Engine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.wasm_component_model_map(true);
+        // wit-smith's `@external-id` annotations are encoded as `implements`.
+        config.wasm_component_model_implements(true);
         config
             .enable_incremental_compilation(Arc::new(MemoryCache::default()))
             .expect("incremental compilation");

@@ -118,6 +118,16 @@ fn compare(
 ) {
     let mut differ = || errors.push(format!("{path}: sent {}, got {}", short(sent), short(got)));
     match (sent, got) {
+        (Val::Float32(a), Val::Float32(b)) if a.to_bits() != b.to_bits() => errors.push(format!(
+            "{path}: sent f32 0x{:08x}, got f32 0x{:08x}",
+            a.to_bits(),
+            b.to_bits()
+        )),
+        (Val::Float64(a), Val::Float64(b)) if a.to_bits() != b.to_bits() => errors.push(format!(
+            "{path}: sent f64 0x{:016x}, got f64 0x{:016x}",
+            a.to_bits(),
+            b.to_bits()
+        )),
         (Val::Bool(a), Val::Bool(b)) if a == b => {}
         (Val::U8(a), Val::U8(b)) if a == b => {}
         (Val::S8(a), Val::S8(b)) if a == b => {}
@@ -127,8 +137,7 @@ fn compare(
         (Val::S32(a), Val::S32(b)) if a == b => {}
         (Val::U64(a), Val::U64(b)) if a == b => {}
         (Val::S64(a), Val::S64(b)) if a == b => {}
-        (Val::Float32(a), Val::Float32(b)) if a.to_bits() == b.to_bits() => {}
-        (Val::Float64(a), Val::Float64(b)) if a.to_bits() == b.to_bits() => {}
+        (Val::Float32(_), Val::Float32(_)) | (Val::Float64(_), Val::Float64(_)) => {}
         (Val::Char(a), Val::Char(b)) if a == b => {}
         (Val::String(a), Val::String(b)) if a == b => {}
         (Val::Enum(a), Val::Enum(b)) if a == b => {}
@@ -314,6 +323,10 @@ pub struct Driver<'r> {
     /// Elements left to generate in this call (keeps nesting bounded).
     budget: usize,
     constructing: u32,
+    /// Checked calls made (constructor calls included).
+    pub calls: usize,
+    /// Handles made for arguments and results.
+    pub handles: usize,
 }
 
 fn owner(resolve: &Resolve, id: TypeId) -> Option<InterfaceId> {
@@ -463,6 +476,8 @@ impl<'r> Driver<'r> {
             big: false,
             budget: 0,
             constructing: 0,
+            calls: 0,
+            handles: 0,
         })
     }
 
@@ -490,6 +505,7 @@ impl<'r> Driver<'r> {
     /// Calls export `e`, expecting its mirror import to see `args`; returns
     /// the export's result.
     fn checked_call(&mut self, e: usize, args: Vec<Val>) -> Result<Option<Val>> {
+        self.calls += 1;
         let result = match self.exports[e].func.result {
             Some(t) => Some(self.make(&t, false)?),
             None => None,
@@ -691,6 +707,7 @@ impl<'r> Driver<'r> {
     /// the guest exports (seen from the guest's side), a new instance made
     /// by its constructor.
     fn resource(&mut self, rid: TypeId, own: bool, guest_view: bool) -> Result<Val> {
+        self.handles += 1;
         let exported = owner(self.resolve, rid).is_some_and(|i| self.exported.contains(&i));
         if guest_view && exported {
             // Held until the end of the checked call; an `own` argument

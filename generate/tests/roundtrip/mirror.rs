@@ -6,7 +6,8 @@
 use crate::smith;
 use anyhow::Result;
 use wit_parser::{
-    Function, FunctionKind, InterfaceId, PackageId, Resolve, Type, TypeDefKind, WorldId, WorldItem,
+    Function, FunctionKind, Handle, InterfaceId, PackageId, Resolve, Type, TypeDef, TypeDefKind,
+    TypeOwner, WorldId, WorldItem,
 };
 
 pub const DEBUG_WIT: &str = "package componentize:test;\n\
@@ -59,25 +60,40 @@ fn give_resources_constructors(resolve: &mut Resolve) {
             .collect();
         for (name, rid) in resources {
             let key = format!("[constructor]{name}");
-            let functions = &mut resolve.interfaces[iid].functions;
-            match functions.get_mut(&key) {
-                Some(f) => f.params.clear(),
-                None => {
-                    functions.insert(
-                        key.clone(),
-                        Function {
-                            name: key,
-                            kind: FunctionKind::Constructor(rid),
-                            params: Vec::new(),
-                            result: Some(Type::Id(rid)),
-                            docs: Default::default(),
-                            stability: Default::default(),
-                            span: Default::default(),
-                            external_id: None,
-                        },
-                    );
-                }
+            if resolve.interfaces[iid].functions.contains_key(&key) {
+                resolve.interfaces[iid].functions.get_mut(&key).unwrap().params.clear();
+                continue;
             }
+            // A resolved constructor returns an anonymous `own<r>`.
+            let own = resolve
+                .types
+                .iter()
+                .find(|(_, t)| t.name.is_none() && t.kind == TypeDefKind::Handle(Handle::Own(rid)))
+                .map(|(id, _)| id)
+                .unwrap_or_else(|| {
+                    resolve.types.alloc(TypeDef {
+                        name: None,
+                        kind: TypeDefKind::Handle(Handle::Own(rid)),
+                        owner: TypeOwner::None,
+                        docs: Default::default(),
+                        stability: Default::default(),
+                        span: Default::default(),
+                        external_id: None,
+                    })
+                });
+            resolve.interfaces[iid].functions.insert(
+                key.clone(),
+                Function {
+                    name: key,
+                    kind: FunctionKind::Constructor(rid),
+                    params: Vec::new(),
+                    result: Some(Type::Id(own)),
+                    docs: Default::default(),
+                    stability: Default::default(),
+                    span: Default::default(),
+                    external_id: None,
+                },
+            );
         }
     }
 }
