@@ -28,7 +28,9 @@ fn time(mut f: impl FnMut() -> usize) -> (Duration, usize) {
 }
 
 fn bench(name: &str, resolve: &Resolve, world: WorldId) {
-    let opts = Options { interpreter: Some("libinterp.so".into()) };
+    let opts = Options {
+        interpreter: Some("libinterp.so".into()),
+    };
     let (ours_t, ours_n) = time(|| generate(resolve, world, &opts).unwrap().wasm().len());
     let (theirs_t, theirs_n) = time(|| {
         let mut o = wit_dylib::DylibOpts {
@@ -37,8 +39,14 @@ fn bench(name: &str, resolve: &Resolve, world: WorldId) {
         };
         let mut wasm = wit_dylib::create(resolve, world, Some(&mut o)).unwrap();
         // Same deliverable as ours: with the component-type section.
-        wit_component::embed_component_metadata(&mut wasm, resolve, world, wit_component::StringEncoding::UTF8, false)
-            .unwrap();
+        wit_component::embed_component_metadata(
+            &mut wasm,
+            resolve,
+            world,
+            wit_component::StringEncoding::UTF8,
+            false,
+        )
+        .unwrap();
         wasm.len()
     });
     println!(
@@ -53,15 +61,29 @@ fn bench(name: &str, resolve: &Resolve, world: WorldId) {
 }
 
 fn main() {
-    println!("componentize generate vs wit-dylib 0.263 (median; ratio = ours / wit-dylib, lower is better)");
+    println!(
+        "componentize generate vs wit-dylib 0.263 (median; ratio = ours / wit-dylib, lower is better)"
+    );
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/wit");
-    for (file, world) in [("scalars.wit", "scalars"), ("compound.wit", "compound"), ("wasi-command", "command")] {
+    for (file, world) in [
+        ("scalars.wit", "scalars"),
+        ("compound.wit", "compound"),
+        ("wasi-command", "command"),
+    ] {
         let wit = Wit::load(&dir.join(file), &[], false).unwrap();
-        bench(&format!("{file} ({world})"), &wit.resolve, wit.world(Some(world)).unwrap());
+        bench(
+            &format!("{file} ({world})"),
+            &wit.resolve,
+            wit.world(Some(world)).unwrap(),
+        );
     }
     // The largest of the first 300 random worlds, by function count.
     let (seed, resolve, world) = (0..400)
-        .filter_map(|seed| worlds::random_world(seed).unwrap().map(|(r, w)| (seed, r, w)))
+        .filter_map(|seed| {
+            worlds::random_world(seed)
+                .unwrap()
+                .map(|(r, w)| (seed, r, w))
+        })
         .max_by_key(|(_, r, w)| worlds::world_function_count(r, *w))
         .unwrap();
     let n = worlds::world_function_count(&resolve, world);

@@ -503,7 +503,13 @@ impl<'p, 'a> Emitter<'p, 'a> {
         }
         let append = if is_map { I::MapAppend } else { I::ListAppend };
         self.each_element(ptr, len, size, |me, at| {
-            let locs = me.fields(&Loc::Mem { addr: at.idx, offset: 0 }, elem);
+            let locs = me.fields(
+                &Loc::Mem {
+                    addr: at.idx,
+                    offset: 0,
+                },
+                elem,
+            );
             for (t, l) in elem.iter().zip(&locs) {
                 me.lift(t, l, false);
             }
@@ -531,7 +537,13 @@ impl<'p, 'a> Emitter<'p, 'a> {
     }
 
     /// Runs `body` with a local holding each element's address in turn.
-    fn each_element(&mut self, ptr: Local, len: Local, size: u32, body: impl FnOnce(&mut Self, Local)) {
+    fn each_element(
+        &mut self,
+        ptr: Local,
+        len: Local,
+        size: u32,
+        body: impl FnOnce(&mut Self, Local),
+    ) {
         let at = self.local(ValType::I32);
         let left = self.local(ValType::I32);
         self.ins().local_get(ptr.idx);
@@ -609,7 +621,11 @@ impl<'p, 'a> Emitter<'p, 'a> {
     /// given (through `out`) an address where the interpreter writes the
     /// pointer. In memory that is the destination's pointer field itself; in
     /// flat locals it is the frame's scratch slot.
-    fn lower_with_out_ptr(&mut self, parts: &[Loc], call: impl FnOnce(&mut Self, &dyn Fn(&mut Self))) {
+    fn lower_with_out_ptr(
+        &mut self,
+        parts: &[Loc],
+        call: impl FnOnce(&mut Self, &dyn Fn(&mut Self)),
+    ) {
         match &parts[0] {
             Loc::Mem { addr, offset } => {
                 let (addr, offset) = (*addr, *offset);
@@ -618,7 +634,9 @@ impl<'p, 'a> Emitter<'p, 'a> {
                 });
             }
             Loc::Flat(_) => {
-                let (fp, off) = self.temp.expect("flat string/list lowering has a scratch slot");
+                let (fp, off) = self
+                    .temp
+                    .expect("flat string/list lowering has a scratch slot");
                 self.store(&parts[1], Access::I32, |me| {
                     call(me, &|me: &mut Self| me.address(fp, off));
                 });
@@ -651,9 +669,9 @@ impl<'p, 'a> Emitter<'p, 'a> {
                     self.ins().drop();
                 }
             },
-            TypeDefKind::Enum(e) => {
-                self.store(loc, Access::for_int(e.tag()), |me| me.push_indexed(I::PopEnum, index))
-            }
+            TypeDefKind::Enum(e) => self.store(loc, Access::for_int(e.tag()), |me| {
+                me.push_indexed(I::PopEnum, index)
+            }),
             TypeDefKind::Handle(h) => {
                 let pop = match h {
                     Handle::Own(_) => I::PopOwn,
@@ -769,10 +787,20 @@ impl<'p, 'a> Emitter<'p, 'a> {
             self.ins().i32_const(align as i32);
             self.ins().end();
             self.ins().local_set(ptr.idx);
-            let next = if is_map { I::PopMapIterNext } else { I::PopListIterNext };
+            let next = if is_map {
+                I::PopMapIterNext
+            } else {
+                I::PopListIterNext
+            };
             self.each_element(ptr, len, size, |me, at| {
                 me.push_indexed(next, index);
-                let locs = me.fields(&Loc::Mem { addr: at.idx, offset: 0 }, elem);
+                let locs = me.fields(
+                    &Loc::Mem {
+                        addr: at.idx,
+                        offset: 0,
+                    },
+                    elem,
+                );
                 for (t, l) in elem.iter().zip(&locs) {
                     me.lower(t, l, false);
                 }
@@ -788,7 +816,11 @@ impl<'p, 'a> Emitter<'p, 'a> {
             self.ins().i32_const(1);
             self.call(I::DeallocBytes);
             self.ins().end();
-            let done = if is_map { I::PopMapIter } else { I::PopListIter };
+            let done = if is_map {
+                I::PopMapIter
+            } else {
+                I::PopListIter
+            };
             self.push_indexed(done, index);
             self.release(bytes);
         }
@@ -907,8 +939,16 @@ pub fn needs_scratch(resolve: &Resolve, ty: &Type) -> bool {
             TypeDefKind::Type(t) | TypeDefKind::Option(t) => needs_scratch(resolve, t),
             TypeDefKind::Record(r) => r.fields.iter().any(|f| needs_scratch(resolve, &f.ty)),
             TypeDefKind::Tuple(t) => t.types.iter().any(|t| needs_scratch(resolve, t)),
-            TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty.as_ref()).any(|t| needs_scratch(resolve, t)),
-            TypeDefKind::Result(r) => r.ok.iter().chain(r.err.iter()).any(|t| needs_scratch(resolve, t)),
+            TypeDefKind::Variant(v) => v
+                .cases
+                .iter()
+                .filter_map(|c| c.ty.as_ref())
+                .any(|t| needs_scratch(resolve, t)),
+            TypeDefKind::Result(r) => {
+                r.ok.iter()
+                    .chain(r.err.iter())
+                    .any(|t| needs_scratch(resolve, t))
+            }
             _ => false,
         },
         _ => false,

@@ -186,18 +186,57 @@ impl Metadata {
         Code::new(kind, list.len() as u32 - 1)
     }
 
-    pub fn push_record(&mut self, interface: Option<String>, name: String, fields: Vec<(String, Code)>) -> Code {
+    pub fn push_record(
+        &mut self,
+        interface: Option<String>,
+        name: String,
+        fields: Vec<(String, Code)>,
+    ) -> Code {
         let body = Body::Named(fields.into_iter().map(|(n, c)| (n, c.0)).collect());
-        self.push(RECORDS, Kind::Record, Entry { interface, name: Some(name), body })
+        self.push(
+            RECORDS,
+            Kind::Record,
+            Entry {
+                interface,
+                name: Some(name),
+                body,
+            },
+        )
     }
 
-    pub fn push_flags(&mut self, interface: Option<String>, name: String, names: Vec<String>) -> Code {
-        self.push(FLAGS, Kind::Flags, Entry { interface, name: Some(name), body: Body::Names(names) })
+    pub fn push_flags(
+        &mut self,
+        interface: Option<String>,
+        name: String,
+        names: Vec<String>,
+    ) -> Code {
+        self.push(
+            FLAGS,
+            Kind::Flags,
+            Entry {
+                interface,
+                name: Some(name),
+                body: Body::Names(names),
+            },
+        )
     }
 
-    pub fn push_tuple(&mut self, interface: Option<String>, name: Option<String>, types: Vec<Code>) -> Code {
+    pub fn push_tuple(
+        &mut self,
+        interface: Option<String>,
+        name: Option<String>,
+        types: Vec<Code>,
+    ) -> Code {
         let body = Body::Types(types.into_iter().map(|c| c.0).collect());
-        self.push(TUPLES, Kind::Tuple, Entry { interface, name, body })
+        self.push(
+            TUPLES,
+            Kind::Tuple,
+            Entry {
+                interface,
+                name,
+                body,
+            },
+        )
     }
 
     pub fn push_variant(
@@ -206,16 +245,55 @@ impl Metadata {
         name: String,
         cases: Vec<(String, Option<Code>)>,
     ) -> Code {
-        let body = Body::Named(cases.into_iter().map(|(n, c)| (n, Code::or_empty(c))).collect());
-        self.push(VARIANTS, Kind::Variant, Entry { interface, name: Some(name), body })
+        let body = Body::Named(
+            cases
+                .into_iter()
+                .map(|(n, c)| (n, Code::or_empty(c)))
+                .collect(),
+        );
+        self.push(
+            VARIANTS,
+            Kind::Variant,
+            Entry {
+                interface,
+                name: Some(name),
+                body,
+            },
+        )
     }
 
-    pub fn push_enum(&mut self, interface: Option<String>, name: String, names: Vec<String>) -> Code {
-        self.push(ENUMS, Kind::Enum, Entry { interface, name: Some(name), body: Body::Names(names) })
+    pub fn push_enum(
+        &mut self,
+        interface: Option<String>,
+        name: String,
+        names: Vec<String>,
+    ) -> Code {
+        self.push(
+            ENUMS,
+            Kind::Enum,
+            Entry {
+                interface,
+                name: Some(name),
+                body: Body::Names(names),
+            },
+        )
     }
 
-    pub fn push_option(&mut self, interface: Option<String>, name: Option<String>, ty: Code) -> Code {
-        self.push(OPTIONS, Kind::Option, Entry { interface, name, body: Body::Words(vec![ty.0]) })
+    pub fn push_option(
+        &mut self,
+        interface: Option<String>,
+        name: Option<String>,
+        ty: Code,
+    ) -> Code {
+        self.push(
+            OPTIONS,
+            Kind::Option,
+            Entry {
+                interface,
+                name,
+                body: Body::Words(vec![ty.0]),
+            },
+        )
     }
 
     pub fn push_result(
@@ -226,16 +304,46 @@ impl Metadata {
         err: Option<Code>,
     ) -> Code {
         let body = Body::Words(vec![Code::or_empty(ok), Code::or_empty(err)]);
-        self.push(RESULTS, Kind::Result, Entry { interface, name, body })
+        self.push(
+            RESULTS,
+            Kind::Result,
+            Entry {
+                interface,
+                name,
+                body,
+            },
+        )
     }
 
     pub fn push_list(&mut self, interface: Option<String>, name: Option<String>, ty: Code) -> Code {
-        self.push(LISTS, Kind::List, Entry { interface, name, body: Body::Words(vec![ty.0]) })
+        self.push(
+            LISTS,
+            Kind::List,
+            Entry {
+                interface,
+                name,
+                body: Body::Words(vec![ty.0]),
+            },
+        )
     }
 
-    pub fn push_map(&mut self, interface: Option<String>, name: Option<String>, key: Code, value: Code) -> Code {
+    pub fn push_map(
+        &mut self,
+        interface: Option<String>,
+        name: Option<String>,
+        key: Code,
+        value: Code,
+    ) -> Code {
         let body = Body::Words(vec![key.0, value.0]);
-        self.push(MAPS, Kind::Map, Entry { interface, name, body })
+        self.push(
+            MAPS,
+            Kind::Map,
+            Entry {
+                interface,
+                name,
+                body,
+            },
+        )
     }
 
     pub fn push_fixed_length_list(
@@ -246,11 +354,27 @@ impl Metadata {
         ty: Code,
     ) -> Code {
         let body = Body::Words(vec![len, ty.0]);
-        self.push(FIXED_LENGTH_LISTS, Kind::FixedLengthList, Entry { interface, name, body })
+        self.push(
+            FIXED_LENGTH_LISTS,
+            Kind::FixedLengthList,
+            Entry {
+                interface,
+                name,
+                body,
+            },
+        )
     }
 
     pub fn push_alias(&mut self, interface: Option<String>, name: String, ty: Code) -> Code {
-        self.push(ALIASES, Kind::Alias, Entry { interface, name: Some(name), body: Body::Words(vec![ty.0]) })
+        self.push(
+            ALIASES,
+            Kind::Alias,
+            Entry {
+                interface,
+                name: Some(name),
+                body: Body::Words(vec![ty.0]),
+            },
+        )
     }
 
     /// Encodes the segment. `elem` maps a function pointer to its index in

@@ -144,7 +144,13 @@ impl ModuleBuilder {
         i
     }
 
-    fn declare(&mut self, name: String, params: &[ValType], results: &[ValType], export: bool) -> u32 {
+    fn declare(
+        &mut self,
+        name: String,
+        params: &[ValType],
+        results: &[ValType],
+        export: bool,
+    ) -> u32 {
         let ty = self.ty(params, results);
         self.defined.push(Defined {
             ty,
@@ -311,8 +317,16 @@ pub fn encode(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
     for (which, export) in plan.exports.iter().enumerate() {
         let resolve = plan.resolve;
         let sig = resolve.wasm_signature(AbiVariant::GuestExport, export.func);
-        let params: Vec<ValType> = sig.params.iter().map(|t| crate::codegen::val_type(*t)).collect();
-        let results: Vec<ValType> = sig.results.iter().map(|t| crate::codegen::val_type(*t)).collect();
+        let params: Vec<ValType> = sig
+            .params
+            .iter()
+            .map(|t| crate::codegen::val_type(*t))
+            .collect();
+        let results: Vec<ValType> = sig
+            .results
+            .iter()
+            .map(|t| crate::codegen::val_type(*t))
+            .collect();
         let name = |kind| {
             resolve.wasm_export_name(
                 legacy_sync(),
@@ -371,7 +385,11 @@ pub fn encode(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
     let mut functions = FunctionSection::new();
     let mut code = CodeSection::new();
     let mut exports = ExportSection::new();
-    exports.export("cabi_realloc", ExportKind::Func, Intrinsic::CabiRealloc as u32);
+    exports.export(
+        "cabi_realloc",
+        ExportKind::Func,
+        Intrinsic::CabiRealloc as u32,
+    );
     for (i, d) in m.defined.iter().enumerate() {
         let index = m.imported_funcs + i as u32;
         functions.function(d.ty);
@@ -399,10 +417,22 @@ pub fn encode(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
         );
     }
     let mut data = DataSection::new();
-    data.active(0, &ConstExpr::global_get(MEMORY_BASE), encoded.bytes.iter().copied());
+    data.active(
+        0,
+        &ConstExpr::global_get(MEMORY_BASE),
+        encoded.bytes.iter().copied(),
+    );
 
     let mut global_names = NameMap::new();
-    for (i, n) in ["__table_base", "__memory_base", "__stack_pointer", "export_cx"].iter().enumerate() {
+    for (i, n) in [
+        "__table_base",
+        "__memory_base",
+        "__stack_pointer",
+        "export_cx",
+    ]
+    .iter()
+    .enumerate()
+    {
         global_names.append(i as u32, n);
     }
     let mut names = NameSection::new();
@@ -412,7 +442,12 @@ pub fn encode(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
     let mut module = Module::new();
     module.section(&CustomSection {
         name: "dylink.0".into(),
-        data: dylink0(ret_area_offset + ret_area_size, elems.len() as u32, interpreter).into(),
+        data: dylink0(
+            ret_area_offset + ret_area_size,
+            elems.len() as u32,
+            interpreter,
+        )
+        .into(),
     });
     module.section(&types);
     module.section(&imports);
@@ -461,14 +496,20 @@ fn apply_relocs(enc: &Encoded) -> Function {
     let (i, p) = (0, 1);
     let mut ins = f.instructions();
     ins.block(BlockType::Empty).loop_(BlockType::Empty);
-    ins.local_get(i).i32_const(enc.words as i32).i32_ge_u().br_if(1);
+    ins.local_get(i)
+        .i32_const(enc.words as i32)
+        .i32_ge_u()
+        .br_if(1);
     ins.global_get(MEMORY_BASE)
         .local_get(i)
         .i32_const(2)
         .i32_shl()
         .i32_add()
         .local_set(p);
-    for (bitmap, base) in [(enc.data_bitmap, MEMORY_BASE), (enc.table_bitmap, TABLE_BASE)] {
+    for (bitmap, base) in [
+        (enc.data_bitmap, MEMORY_BASE),
+        (enc.table_bitmap, TABLE_BASE),
+    ] {
         // bit i of the bitmap: word (i >> 5), bit (i & 31) (shr_u masks it).
         ins.global_get(MEMORY_BASE)
             .local_get(i)
@@ -481,7 +522,7 @@ fn apply_relocs(enc: &Encoded) -> Function {
                 offset: bitmap.into(),
                 align: 2,
                 target: wasm_encoder::MemArgTarget::Memory(0),
-        ordering: None,
+                ordering: None,
             })
             .local_get(i)
             .i32_shr_u()
@@ -494,7 +535,7 @@ fn apply_relocs(enc: &Encoded) -> Function {
                 offset: 0,
                 align: 2,
                 target: wasm_encoder::MemArgTarget::Memory(0),
-        ordering: None,
+                ordering: None,
             })
             .global_get(base)
             .i32_add()
@@ -502,7 +543,7 @@ fn apply_relocs(enc: &Encoded) -> Function {
                 offset: 0,
                 align: 2,
                 target: wasm_encoder::MemArgTarget::Memory(0),
-        ordering: None,
+                ordering: None,
             })
             .end();
     }
@@ -529,8 +570,12 @@ fn import_adapter(plan: &Plan<'_>, m: &mut ModuleBuilder, i: usize, host_base: u
         size = off + layout.size.size_wasm32() as u32;
         off
     };
-    let params_off = sig.indirect_params.then(|| area(plan.sizes.record(&param_types)));
-    let ret_off = sig.retptr.then(|| area(plan.sizes.record(func.result.iter())));
+    let params_off = sig
+        .indirect_params
+        .then(|| area(plan.sizes.record(&param_types)));
+    let ret_off = sig
+        .retptr
+        .then(|| area(plan.sizes.record(func.result.iter())));
     let frame = size.next_multiple_of(16);
 
     let mut e = Emitter::new(plan, m, Side::Import, 1);
@@ -569,13 +614,19 @@ fn import_adapter(plan: &Plan<'_>, m: &mut ModuleBuilder, i: usize, host_base: u
         }
     }
     if let Some(off) = params_off {
-        e.ins().local_get(fp.unwrap()).i32_const(off as i32).i32_add();
+        e.ins()
+            .local_get(fp.unwrap())
+            .i32_const(off as i32)
+            .i32_add();
     }
     for a in &args {
         e.ins().local_get(a.idx);
     }
     if let Some(off) = ret_off {
-        e.ins().local_get(fp.unwrap()).i32_const(off as i32).i32_add();
+        e.ins()
+            .local_get(fp.unwrap())
+            .i32_const(off as i32)
+            .i32_add();
     }
     e.ins().call(host_base + import.import as u32);
     if let Some(result) = &func.result {
@@ -635,7 +686,10 @@ fn export_function(
             params
                 .iter()
                 .enumerate()
-                .map(|(i, ty)| Local { idx: i as u32, ty: *ty })
+                .map(|(i, ty)| Local {
+                    idx: i as u32,
+                    ty: *ty,
+                })
                 .collect(),
         )
     };
@@ -667,7 +721,14 @@ fn export_function(
                 .i32_const(ret_area_offset as i32)
                 .i32_add()
                 .local_set(area.idx);
-            e.lower(t, &Loc::Mem { addr: area.idx, offset: 0 }, false);
+            e.lower(
+                t,
+                &Loc::Mem {
+                    addr: area.idx,
+                    offset: 0,
+                },
+                false,
+            );
             Some(area)
         }
         Some(t) => {

@@ -128,7 +128,11 @@ impl<'a> Plan<'a> {
                 }
             };
             for func in funcs {
-                let place = describe(resolve, Some(key).filter(|_| !matches!(item, WorldItem::Function(_))), func);
+                let place = describe(
+                    resolve,
+                    Some(key).filter(|_| !matches!(item, WorldItem::Function(_))),
+                    func,
+                );
                 if is_async(func) {
                     bail!(
                         "{dir}ed function {place} is `async`; componentize generates synchronous bindings only for now (remove `async` or leave the function out of the world)"
@@ -294,8 +298,16 @@ impl<'a> Plan<'a> {
         self.host_imports.push(HostImport {
             module,
             name,
-            params: sig.params.iter().map(|t| crate::codegen::val_type(*t)).collect(),
-            results: sig.results.iter().map(|t| crate::codegen::val_type(*t)).collect(),
+            params: sig
+                .params
+                .iter()
+                .map(|t| crate::codegen::val_type(*t))
+                .collect(),
+            results: sig
+                .results
+                .iter()
+                .map(|t| crate::codegen::val_type(*t))
+                .collect(),
             in_table: false,
         });
     }
@@ -383,7 +395,10 @@ impl<'a> Plan<'a> {
             TypeDefKind::Record(r) => m.push_record(
                 interface,
                 name.unwrap(),
-                r.fields.iter().map(|f| (f.name.clone(), code(&f.ty))).collect(),
+                r.fields
+                    .iter()
+                    .map(|f| (f.name.clone(), code(&f.ty)))
+                    .collect(),
             ),
             TypeDefKind::Flags(f) => m.push_flags(
                 interface,
@@ -456,14 +471,20 @@ pub fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
 fn is_async(func: &Function) -> bool {
     matches!(
         func.kind,
-        FunctionKind::AsyncFreestanding | FunctionKind::AsyncMethod(_) | FunctionKind::AsyncStatic(_)
+        FunctionKind::AsyncFreestanding
+            | FunctionKind::AsyncMethod(_)
+            | FunctionKind::AsyncStatic(_)
     )
 }
 
 /// `` `f` `` or `` `f` in interface `a:b/c` `` for error messages.
 pub fn describe(resolve: &Resolve, key: Option<&WorldKey>, func: &Function) -> String {
     match key {
-        Some(key) => format!("`{}` in interface `{}`", func.name, resolve.name_world_key(key)),
+        Some(key) => format!(
+            "`{}` in interface `{}`",
+            func.name,
+            resolve.name_world_key(key)
+        ),
         None => format!("`{}`", func.name),
     }
 }

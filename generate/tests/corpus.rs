@@ -19,7 +19,11 @@ fn worlds() -> Vec<(PathBuf, String)> {
     entries.sort();
     for path in entries {
         let wit = Wit::load(&path, &[], false).unwrap();
-        let mut names: Vec<String> = wit.resolve.packages[wit.package].worlds.keys().cloned().collect();
+        let mut names: Vec<String> = wit.resolve.packages[wit.package]
+            .worlds
+            .keys()
+            .cloned()
+            .collect();
         names.sort();
         for n in names {
             out.push((path.clone(), n));
@@ -40,7 +44,9 @@ fn every_corpus_world_generates_a_valid_deterministic_module() {
     for (path, world) in worlds() {
         let wit = Wit::load(&path, &[], false).unwrap();
         let id = wit.world(Some(&world)).unwrap();
-        let opts = Options { interpreter: Some("libinterp.so".into()) };
+        let opts = Options {
+            interpreter: Some("libinterp.so".into()),
+        };
         let a = generate(&wit.resolve, id, &opts)
             .unwrap_or_else(|e| panic!("{}: {world}: {e:?}", path.display()));
         validate(a.wasm());
@@ -58,13 +64,19 @@ fn unsupported_constructs_are_refused_by_name() {
         ("async-func", "function `run` is `async`"),
         ("uses-stream", "`read` uses a `stream`"),
         ("uses-error-context", "`fail` uses `error-context`"),
-        ("uses-fixed-list", "`vec` uses a fixed-length list (`list<_, 4>`)"),
+        (
+            "uses-fixed-list",
+            "`vec` uses a fixed-length list (`list<_, 4>`)",
+        ),
     ];
     for (world, expected) in cases {
         let id = wit.world(Some(world)).unwrap();
         let err = generate(&wit.resolve, id, &Options::default()).unwrap_err();
         let msg = format!("{err:#}");
-        assert!(msg.contains(expected), "{world}: `{msg}` lacks `{expected}`");
+        assert!(
+            msg.contains(expected),
+            "{world}: `{msg}` lacks `{expected}`"
+        );
     }
 }
 
@@ -73,7 +85,10 @@ fn missing_world_lists_the_available_ones() {
     let wit = Wit::load(&corpus().join("scalars.wit"), &[], false).unwrap();
     let msg = format!("{:#}", wit.world(Some("nope")).unwrap_err());
     assert!(msg.contains("world `nope` not found"), "{msg}");
-    assert!(msg.contains("available worlds in `componentize:scalars`: scalars"), "{msg}");
+    assert!(
+        msg.contains("available worlds in `componentize:scalars`: scalars"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -81,7 +96,12 @@ fn paths_without_wit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let msg = format!("{:#}", Wit::load(dir.path(), &[], false).err().unwrap());
     assert!(msg.contains("no WIT found in"), "{msg}");
-    let msg = format!("{:#}", Wit::load(&dir.path().join("x.wit"), &[], false).err().unwrap());
+    let msg = format!(
+        "{:#}",
+        Wit::load(&dir.path().join("x.wit"), &[], false)
+            .err()
+            .unwrap()
+    );
     assert!(msg.contains("does not exist"), "{msg}");
 }
 
@@ -89,7 +109,11 @@ fn paths_without_wit_are_refused() {
 fn parse_errors_keep_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.wit");
-    std::fs::write(&file, "package a:b;\n\nworld w {\n  export f: func(x: nosuchtype);\n}\n").unwrap();
+    std::fs::write(
+        &file,
+        "package a:b;\n\nworld w {\n  export f: func(x: nosuchtype);\n}\n",
+    )
+    .unwrap();
     let msg = format!("{:#}", Wit::load(&file, &[], false).err().unwrap());
     assert!(msg.contains("bad.wit:4:"), "{msg}");
     assert!(msg.contains("nosuchtype"), "{msg}");
@@ -98,7 +122,11 @@ fn parse_errors_keep_file_and_line() {
 #[test]
 fn syntax_errors_keep_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.wit"), "package a:b;\nworld w {\n  export f: func(x: u32) -> ;\n}\n").unwrap();
+    std::fs::write(
+        dir.path().join("a.wit"),
+        "package a:b;\nworld w {\n  export f: func(x: u32) -> ;\n}\n",
+    )
+    .unwrap();
     let msg = format!("{:#}", Wit::load(dir.path(), &[], false).err().unwrap());
     assert!(msg.contains("a.wit:3:"), "{msg}");
 }

@@ -18,7 +18,9 @@ use std::collections::BTreeSet;
 use wit_parser::{Resolve, WorldId};
 
 fn ours(resolve: &Resolve, world: WorldId) -> Vec<u8> {
-    let opts = Options { interpreter: Some("libinterp.so".into()) };
+    let opts = Options {
+        interpreter: Some("libinterp.so".into()),
+    };
     generate(resolve, world, &opts).unwrap().into_wasm()
 }
 
@@ -55,7 +57,10 @@ fn corpus_matches_wit_dylib() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.file_stem().is_some_and(|s| s == "unsupported" || s == "roundtrip") {
+        if path
+            .file_stem()
+            .is_some_and(|s| s == "unsupported" || s == "roundtrip")
+        {
             continue;
         }
         let wit = Wit::load(&path, &[], false).unwrap();

@@ -26,8 +26,8 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use std::collections::{BTreeMap, BTreeSet};
 use wasmparser::{
     CompositeInnerType, DataKind, Dylink0Subsection, ElementItems, ElementKind, ExternalKind,
-    FunctionBody, KnownCustom, Operator, Parser, Payload, TypeRef, ValType,
-    Validator, WasmFeatures,
+    FunctionBody, KnownCustom, Operator, Parser, Payload, TypeRef, ValType, Validator,
+    WasmFeatures,
 };
 
 /// `WIT_CURRENT_VERSION` of `wit_dylib.h` that this decoder understands.
@@ -607,8 +607,7 @@ pub fn decode_module(bytes: &[u8]) -> Result<Module> {
     let init = raw.imported_func("env", "wit_dylib_initialize")?;
     let mut m = Machine::new(&raw, memory_base, table_base, raw.body(ctors)?)?;
     m.init_func = Some(init);
-    m.run()
-        .context("interpreting `__wasm_call_ctors`")?;
+    m.run().context("interpreting `__wasm_call_ctors`")?;
     let wit_offset = match m.init_args.as_slice() {
         [Val::Mem(k)] if *k >= 0 => *k as u32,
         [other] => {
@@ -1342,17 +1341,25 @@ fn execute_relocs(
     let range = body.range();
     code.raw(&bytes[range.start as usize..range.end as usize]);
     let mut module = enc::Module::new();
-    module.section(&types).section(&imports).section(&funcs).section(&exports).section(&code);
+    module
+        .section(&types)
+        .section(&imports)
+        .section(&funcs)
+        .section(&exports)
+        .section(&code);
     let wasm = module.finish();
 
     let engine = engine();
     let module = wasmtime::Module::new(engine, &wasm)
         .map_err(anyhow::Error::from)
-        .context("the relocation function does not stand alone (it may only use globals and memory)")?;
+        .context(
+            "the relocation function does not stand alone (it may only use globals and memory)",
+        )?;
     let run = |memory_base: u32, table_base: u32| -> Result<Vec<u8>> {
         let mut store = wasmtime::Store::new(engine, ());
         let pages = (u64::from(memory_base) + segment.len() as u64).div_ceil(65536) + 1;
-        let memory = wasmtime::Memory::new(&mut store, wasmtime::MemoryType::new(pages as u32, None))?;
+        let memory =
+            wasmtime::Memory::new(&mut store, wasmtime::MemoryType::new(pages as u32, None))?;
         memory.write(&mut store, memory_base as usize, segment)?;
         let mut linker = wasmtime::Linker::new(engine);
         for ((m, n), mutable) in raw.global_imports.iter().zip(&raw.global_import_mutable) {
@@ -1361,18 +1368,27 @@ fn execute_relocs(
                 "__table_base" => table_base,
                 _ => 0,
             };
-            let mutability = if *mutable { wasmtime::Mutability::Var } else { wasmtime::Mutability::Const };
+            let mutability = if *mutable {
+                wasmtime::Mutability::Var
+            } else {
+                wasmtime::Mutability::Const
+            };
             let ty = wasmtime::GlobalType::new(wasmtime::ValType::I32, mutability);
             let global = wasmtime::Global::new(&mut store, ty, wasmtime::Val::I32(value as i32))?;
             linker.define(&mut store, m, n, global)?;
         }
         linker.define(&mut store, "env", "memory", memory)?;
         let instance = linker.instantiate(&mut store, &module)?;
-        instance.get_typed_func::<(), ()>(&mut store, "relocs")?.call(&mut store, ())?;
+        instance
+            .get_typed_func::<(), ()>(&mut store, "relocs")?
+            .call(&mut store, ())?;
         let data = memory.data(&store);
         let base = memory_base as usize;
         ensure!(
-            data[..base].iter().chain(&data[base + segment.len()..]).all(|b| *b == 0),
+            data[..base]
+                .iter()
+                .chain(&data[base + segment.len()..])
+                .all(|b| *b == 0),
             "relocation wrote outside the metadata segment"
         );
         Ok(data[base..base + segment.len()].to_vec())
@@ -1390,7 +1406,9 @@ fn execute_relocs(
         } else if y.wrapping_sub(x) == t2 - t1 {
             Reloc::Table(x.wrapping_sub(t1))
         } else {
-            bail!("word at segment offset {at} changes in a way no base explains ({orig:#x} -> {x:#x} / {y:#x})");
+            bail!(
+                "word at segment offset {at} changes in a way no base explains ({orig:#x} -> {x:#x} / {y:#x})"
+            );
         };
         ensure!(
             !matches!(reloc, Reloc::Data(k) if k as usize > segment.len()),
