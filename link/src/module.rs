@@ -71,7 +71,12 @@ impl FuncSig {
 
 impl fmt::Display for FuncSig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &[ValType]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+        let list = |v: &[ValType]| {
+            v.iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         write!(f, "({})", list(&self.params))?;
         match self.results.as_slice() {
             [] => Ok(()),
@@ -85,7 +90,10 @@ impl fmt::Display for FuncSig {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Sig {
     Func(FuncSig),
-    Global { ty: ValType, mutable: bool },
+    Global {
+        ty: ValType,
+        mutable: bool,
+    },
     Tag(FuncSig),
     /// Memories and tables: never symbols, the linker rejects them.
     Other(&'static str),
@@ -263,15 +271,18 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
                         }
                         _ => {}
                     }
-                    let weak = import_weak.contains(&(import.module.to_string(), import.name.to_string()));
+                    let weak =
+                        import_weak.contains(&(import.module.to_string(), import.name.to_string()));
                     match (import.module, import.ty) {
                         ("env", _) if ENV_PROVIDED.contains(&import.name) => {}
                         ("env", TypeRef::Func(ty)) => {
                             let sig = func_sig(&types, ty)?;
-                            info.funcs.insert(import.name.into(), FuncImport { sig, weak });
+                            info.funcs
+                                .insert(import.name.into(), FuncImport { sig, weak });
                         }
                         ("env", TypeRef::Tag(tag)) => {
-                            info.tags.insert(import.name.into(), func_sig(&types, tag.func_type_idx)?);
+                            info.tags
+                                .insert(import.name.into(), func_sig(&types, tag.func_type_idx)?);
                         }
                         // Anything else from `env` is left to wit-component,
                         // which reports it.
@@ -328,13 +339,17 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
             continue;
         }
         let i = index as usize;
+        let out_of_range = || anyhow::anyhow!("export `{name}` refers to a missing item");
         let (sig, forwarded) = match kind {
             ExternalKind::Func => (
-                Sig::Func(func_sig(&types, func_types[i])?),
+                Sig::Func(func_sig(
+                    &types,
+                    *func_types.get(i).ok_or_else(out_of_range)?,
+                )?),
                 imported_funcs.get(i),
             ),
             ExternalKind::Global => {
-                let ty = global_types[i];
+                let ty = *global_types.get(i).ok_or_else(out_of_range)?;
                 (
                     Sig::Global {
                         ty: ty.content_type,
@@ -343,18 +358,34 @@ pub fn inspect(bytes: &[u8]) -> Result<ModuleInfo> {
                     imported_globals.get(i),
                 )
             }
-            ExternalKind::Tag => (Sig::Tag(func_sig(&types, tag_types[i])?), imported_tags.get(i)),
+            ExternalKind::Tag => (
+                Sig::Tag(func_sig(
+                    &types,
+                    *tag_types.get(i).ok_or_else(out_of_range)?,
+                )?),
+                imported_tags.get(i),
+            ),
             ExternalKind::Memory => (Sig::Other("memory"), None),
             ExternalKind::Table => (Sig::Other("table"), None),
             _ => (Sig::Other("other"), None),
         };
         let reexport = forwarded.is_some_and(|(m, n)| m == "env" && *n == name);
         let weak = export_weak.contains(&name);
-        info.exports.insert(name, Export { sig, reexport, weak });
+        info.exports.insert(
+            name,
+            Export {
+                sig,
+                reexport,
+                weak,
+            },
+        );
     }
 
     if info.has_world {
-        let (_, bindgen) = wit_component::metadata::decode(bytes)
+        let decoded = crate::quiet::catch(|| wit_component::metadata::decode(bytes))
+            .map_err(|panic| anyhow::anyhow!("wit-component panicked reading it ({panic})"));
+        let (_, bindgen) = decoded
+            .and_then(|r| r)
             .context("cannot read its WIT world (`component-type` section)")?;
         let world = &bindgen.resolve.worlds[bindgen.world];
         info.has_component_exports = !world.exports.is_empty();
