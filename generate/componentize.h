@@ -269,7 +269,11 @@ void wit_dylib_push_record(void *cx, size_t ty);
 void wit_dylib_push_tuple(void *cx, size_t ty);
 void wit_dylib_push_flags(void *cx, size_t ty, uint32_t flags);
 void wit_dylib_push_enum(void *cx, size_t ty, uint32_t discr);
-/* `handle` is the rep for resources this component exports. */
+/* `handle` is the rep for resources this component exports. A borrow of an
+ * imported resource received by an export is a handle the component must
+ * release before the export returns: call resources[ty].drop(handle) once
+ * done with it (at the latest in export_call), or the host traps with
+ * "borrow handles still remain at the end of the call". */
 void wit_dylib_push_borrow(void *cx, size_t ty, uint32_t handle);
 void wit_dylib_push_own(void *cx, size_t ty, uint32_t handle);
 void wit_dylib_push_future(void *cx, size_t ty, uint32_t handle);

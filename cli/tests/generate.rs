@@ -8,7 +8,9 @@ fn componentize() -> Command {
 }
 
 fn corpus(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/wit").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/wit")
+        .join(name)
 }
 
 #[test]
@@ -35,9 +37,17 @@ fn errors_are_one_clear_line_and_leave_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bindings.so");
     let cases: [(&[&str], PathBuf, &str); 3] = [
-        (&["-w", "nope"], corpus("scalars.wit"), "world `nope` not found (available worlds in `componentize:scalars`: scalars)"),
+        (
+            &["-w", "nope"],
+            corpus("scalars.wit"),
+            "world `nope` not found (available worlds in `componentize:scalars`: scalars)",
+        ),
         (&[], dir.path().join("missing.wit"), "does not exist"),
-        (&["-w", "async-func"], corpus("unsupported.wit"), "function `run` is `async`"),
+        (
+            &["-w", "async-func"],
+            corpus("unsupported.wit"),
+            "function `run` is `async`",
+        ),
     ];
     for (args, wit, expected) in cases {
         let o = componentize()
@@ -54,7 +64,11 @@ fn errors_are_one_clear_line_and_leave_no_output() {
         assert!(stderr.contains(expected), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(!out.exists(), "output written despite: {stderr}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temporary file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temporary file left behind"
+        );
     }
 }
 

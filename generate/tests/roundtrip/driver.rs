@@ -249,7 +249,9 @@ fn compare_resource(
             st.known.push((got, rep));
             st.held.push(got);
         }
-        Err(_) => errors.push(format!("{path}: the import received a handle of a guest resource")),
+        Err(_) => errors.push(format!(
+            "{path}: the import received a handle of a guest resource"
+        )),
     }
 }
 
@@ -278,11 +280,22 @@ fn import_func(
         }
         p.called = true;
         if params.len() != p.args.len() {
-            p.errors.push(format!("import {what}: {} arguments, sent {}", params.len(), p.args.len()));
+            p.errors.push(format!(
+                "import {what}: {} arguments, sent {}",
+                params.len(),
+                p.args.len()
+            ));
         }
         let mut errors = Vec::new();
         for (i, (sent, got)) in p.args.iter().zip(params).enumerate() {
-            compare(&mut store, sent, got, Dir::Args, &format!("argument {i}"), &mut errors);
+            compare(
+                &mut store,
+                sent,
+                got,
+                Dir::Args,
+                &format!("argument {i}"),
+                &mut errors,
+            );
         }
         p.errors.extend(errors);
         if let (Some(r), Some(slot)) = (&p.result, results.first_mut()) {
@@ -291,6 +304,15 @@ fn import_func(
         store.data_mut().pending = Some(p);
         Ok(())
     }
+}
+
+/// What the interpreter saw: the number of events, a hash of them all and
+/// the first ones as text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Trace {
+    pub count: u64,
+    pub hash: u64,
+    pub lines: Vec<String>,
 }
 
 /// An export of the world and how to call it.
@@ -316,6 +338,7 @@ pub struct Driver<'r> {
     store: Store<HostState>,
     pub exports: Vec<Export>,
     live_bytes: Func,
+    trace: Func,
     pub rng: Rng,
     /// Lists of scalars and strings get 10,000 elements, strings up to 3,000
     /// characters.
@@ -357,7 +380,12 @@ fn is_small(resolve: &Resolve, ty: &Type) -> bool {
 impl<'r> Driver<'r> {
     /// Instantiates `component` (built from `world`) with host functions for
     /// every import.
-    pub fn new(resolve: &'r Resolve, world: WorldId, component: &Component, seed: u64) -> Result<Self> {
+    pub fn new(
+        resolve: &'r Resolve,
+        world: WorldId,
+        component: &Component,
+        seed: u64,
+    ) -> Result<Self> {
         let engine = component.engine();
         let mut linker = Linker::<HostState>::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -390,7 +418,9 @@ impl<'r> Driver<'r> {
                     }
                 }
                 WorldItem::Function(f) => {
-                    linker.root().func_new(&f.name, import_func(None, f.name.clone()))?;
+                    linker
+                        .root()
+                        .func_new(&f.name, import_func(None, f.name.clone()))?;
                 }
                 WorldItem::Type { id, .. } => {
                     if let TypeDefKind::Resource = resolve.types[*id].kind {
@@ -418,6 +448,7 @@ impl<'r> Driver<'r> {
         let mut exports = Vec::new();
         let mut exported = HashSet::new();
         let mut live_bytes = None;
+        let mut trace = None;
         for (key, item) in &w.exports {
             match item {
                 WorldItem::Interface { id, .. } => {
@@ -429,10 +460,13 @@ impl<'r> Driver<'r> {
                         let i = instance
                             .get_export_index(&mut *store, Some(&index), f)
                             .with_context(|| format!("no export {name}#{f}"))?;
-                        instance.get_func(&mut *store, &i).with_context(|| format!("{name}#{f} is not a function"))
+                        instance
+                            .get_func(&mut *store, i)
+                            .with_context(|| format!("{name}#{f} is not a function"))
                     };
                     if name == DEBUG_INTERFACE {
                         live_bytes = Some(lookup(&mut store, "live-bytes")?);
+                        trace = Some(lookup(&mut store, "trace")?);
                         continue;
                     }
                     exported.insert(*id);
@@ -448,7 +482,10 @@ impl<'r> Driver<'r> {
                 }
                 WorldItem::Function(f) => {
                     let import_name = format!("{}-import", f.name);
-                    let mirrored = w.imports.values().any(|i| matches!(i, WorldItem::Function(g) if g.name == import_name));
+                    let mirrored = w
+                        .imports
+                        .values()
+                        .any(|i| matches!(i, WorldItem::Function(g) if g.name == import_name));
                     if !mirrored {
                         continue;
                     }
@@ -471,7 +508,9 @@ impl<'r> Driver<'r> {
             exported,
             store,
             exports,
-            live_bytes: live_bytes.with_context(|| format!("the world does not export {DEBUG_INTERFACE}"))?,
+            live_bytes: live_bytes
+                .with_context(|| format!("the world does not export {DEBUG_INTERFACE}"))?,
+            trace: trace.unwrap(),
             rng: Rng::new(seed),
             big: false,
             budget: 0,
@@ -522,7 +561,10 @@ impl<'r> Driver<'r> {
         let mut results = vec![Val::Bool(false); usize::from(result.is_some())];
         let outcome = export.handle.call(&mut self.store, &args, &mut results);
         let pending = self.store.data_mut().pending.take();
-        let mut errors = pending.as_ref().map(|p| p.errors.clone()).unwrap_or_default();
+        let mut errors = pending
+            .as_ref()
+            .map(|p| p.errors.clone())
+            .unwrap_or_default();
         if let Err(e) = outcome {
             errors.push(format!("the call failed: {e:?}"));
             bail!("{}", errors.join("\n"));
@@ -567,6 +609,29 @@ impl<'r> Driver<'r> {
             bail!("host resources still owned by the guest after the call: {outstanding:?}");
         }
         Ok(())
+    }
+
+    /// The interpreter's trace since the last call (see testinterp.c).
+    pub fn take_trace(&mut self) -> Result<Trace> {
+        let mut out = [Val::Bool(false)];
+        wt(self.trace.call(&mut self.store, &[], &mut out)).context("calling trace")?;
+        match &out[0] {
+            Val::Tuple(t) => match &t[..] {
+                [Val::U64(count), Val::U64(hash), Val::List(lines)] => Ok(Trace {
+                    count: *count,
+                    hash: *hash,
+                    lines: lines
+                        .iter()
+                        .map(|l| match l {
+                            Val::String(s) => s.clone(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect(),
+                }),
+                _ => bail!("trace returned {t:?}"),
+            },
+            other => bail!("trace returned {other:?}"),
+        }
     }
 
     /// A random value of `ty`. With `guest_view`, resources of exported
@@ -695,7 +760,9 @@ impl<'r> Driver<'r> {
                 Val::Map(entries)
             }
             TypeDefKind::Resource => self.resource(id, true, guest_view)?,
-            TypeDefKind::Handle(Handle::Own(r)) => self.resource(dealias(resolve, *r), true, guest_view)?,
+            TypeDefKind::Handle(Handle::Own(r)) => {
+                self.resource(dealias(resolve, *r), true, guest_view)?
+            }
             TypeDefKind::Handle(Handle::Borrow(r)) => {
                 self.resource(dealias(resolve, *r), false, guest_view)?
             }
@@ -717,7 +784,8 @@ impl<'r> Driver<'r> {
         let st = self.store.data_mut();
         st.next_rep += 1;
         let rep = st.next_rep;
-        let r = ResourceDynamic::new_own(rep, rid.index() as u32).try_into_resource_any(&mut self.store)?;
+        let r = ResourceDynamic::new_own(rep, rid.index() as u32)
+            .try_into_resource_any(&mut self.store)?;
         let st = self.store.data_mut();
         st.known.push((r, rep));
         if own {
@@ -731,7 +799,8 @@ impl<'r> Driver<'r> {
     fn construct(&mut self, rid: TypeId) -> Result<ResourceAny> {
         let iface = owner(self.resolve, rid);
         let Some(e) = self.exports.iter().position(|x| {
-            x.interface_id == iface && matches!(x.func.kind, FunctionKind::Constructor(r) if r == rid)
+            x.interface_id == iface
+                && matches!(x.func.kind, FunctionKind::Constructor(r) if r == rid)
         }) else {
             bail!(
                 "exported resource `{}` has no constructor to make one with",

@@ -10,8 +10,9 @@ use wit_parser::{
     TypeOwner, WorldId, WorldItem,
 };
 
+/// Same as fixtures/wit/roundtrip/deps/componentize-test.wit.
 pub const DEBUG_WIT: &str = "package componentize:test;\n\
-    interface debug {\n  live-bytes: func() -> u64;\n}\n";
+    interface debug {\n  live-bytes: func() -> u64;\n  trace: func() -> tuple<u64, u64, list<string>>;\n}\n";
 
 pub struct MirrorWorld {
     pub resolve: Resolve,
@@ -61,7 +62,12 @@ fn give_resources_constructors(resolve: &mut Resolve) {
         for (name, rid) in resources {
             let key = format!("[constructor]{name}");
             if resolve.interfaces[iid].functions.contains_key(&key) {
-                resolve.interfaces[iid].functions.get_mut(&key).unwrap().params.clear();
+                resolve.interfaces[iid]
+                    .functions
+                    .get_mut(&key)
+                    .unwrap()
+                    .params
+                    .clear();
                 continue;
             }
             // A resolved constructor returns an anonymous `own<r>`.

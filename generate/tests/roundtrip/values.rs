@@ -42,7 +42,11 @@ impl Rng {
     /// An integer of `bits` bits (as the low bits of a u64): an edge value a
     /// third of the time, else uniform or small.
     fn int_bits(&mut self, bits: u32, signed: bool) -> u64 {
-        let mask = if bits == 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        let mask = if bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
         let (min, max) = if signed {
             (1u64 << (bits - 1), mask >> 1)
         } else {
