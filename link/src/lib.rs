@@ -235,14 +235,32 @@ impl Link {
         self
     }
 
-    /// Links everything into a component (see the crate documentation for
-    /// the steps). Errors name the library and, where it applies, the
-    /// symbol.
-    pub fn encode(&self) -> Result<Linked> {
+    /// Every library [`encode`](Link::encode) would link, with its bytes,
+    /// after finding the needed ones (steps 1 of the crate documentation),
+    /// in a stable order: what determines the output, e.g. for a cache key.
+    /// The built-in libdl has no bytes of its own and is listed with none.
+    pub fn resolve(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let set = self.find_libraries()?;
+        Ok(set
+            .libs
+            .into_iter()
+            .map(|l| (l.name, l.bytes.unwrap_or_default()))
+            .collect())
+    }
+
+    fn find_libraries(&self) -> Result<LibrarySet> {
         let mut set = self.collect_inputs()?;
         let built_in_libdl = !self.dl_openable.is_empty();
         let dirs = search::search_dirs(&self.search_paths, &set.input_dirs, self.search_env);
         set.find_needed(&dirs, &self.dl_openable, built_in_libdl)?;
+        Ok(set)
+    }
+
+    /// Links everything into a component (see the crate documentation for
+    /// the steps). Errors name the library and, where it applies, the
+    /// symbol.
+    pub fn encode(&self) -> Result<Linked> {
+        let set = self.find_libraries()?;
         let adapters = self.load_adapters()?;
         for name in adapters.keys().map(String::as_str).chain([WASI_PREVIEW1]) {
             if set.libs.iter().any(|l| l.name == name) {

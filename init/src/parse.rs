@@ -1,0 +1,603 @@
+//! Reading a component: its top-level sections, index spaces, core modules
+//! and their state, and everything a snapshot cannot represent (refused with
+//! the reason, before anything runs).
+
+use anyhow::{Context, Result, bail};
+use std::ops::Range;
+use wasmparser::{
+    CanonicalFunction, Chunk, ComponentAlias, ComponentExternalKind, ComponentOuterAliasKind,
+    ComponentTypeRef, Encoding, ExternalKind, Instance, Operator, Parser, Payload, TypeRef,
+    ValType, WasmFeatures,
+};
+
+/// Prefix of every export this crate adds to a module; an input that already
+/// uses it is refused.
+pub(crate) const EXPORT_PREFIX: &str = "componentize-init:";
+
+/// One top-level section of the component, in order.
+#[derive(Debug, Clone)]
+pub(crate) enum Section {
+    /// A core module section: the index of the module.
+    Module(u32),
+    /// Any other section: its id and the range of its contents.
+    Raw { id: u8, range: Range<usize> },
+}
+
+/// Sizes of the component's index spaces (at the end of the component).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counts {
+    pub core_funcs: u32,
+    pub core_memories: u32,
+    pub core_instances: u32,
+    pub core_modules: u32,
+    pub types: u32,
+    pub funcs: u32,
+    pub instances: u32,
+}
+
+/// A top-level export of the component.
+#[derive(Debug, Clone)]
+pub(crate) struct TopExport {
+    pub name: String,
+    pub kind: ComponentExternalKind,
+    /// Index in `kind`'s index space that the export itself introduces.
+    pub introduced: u32,
+    /// Position of its section in [`ComponentInfo::sections`].
+    pub section: usize,
+    /// Position of the export in its section.
+    pub position: usize,
+}
+
+/// A defined global of a module.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GlobalInfo {
+    /// Index in the module's global index space (imports first).
+    pub index: u32,
+    pub ty: wasmparser::GlobalType,
+    /// The initial value when it is a plain `i32.const`.
+    pub init_i32: Option<i32>,
+}
+
+/// A defined memory of a module.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryInfo {
+    /// Index in the module's memory index space (imports first).
+    pub index: u32,
+    pub ty: wasmparser::MemoryType,
+}
+
+/// A core module of the component.
+#[derive(Debug, Clone)]
+pub(crate) struct ModuleInfo {
+    /// Byte range of the module in the component.
+    pub range: Range<usize>,
+    /// A name for messages: `core module 3 (libc.so)`.
+    pub label: String,
+    /// The core instance created from it, if any.
+    pub instance: Option<u32>,
+    /// Defined globals (mutable or not).
+    pub globals: Vec<GlobalInfo>,
+    /// Defined memories.
+    pub memories: Vec<MemoryInfo>,
+    /// Exports: name, kind, index.
+    pub exports: Vec<(String, ExternalKind, u32)>,
+    /// Type of each function in the function index space (imports first), as
+    /// (params, results).
+    pub func_types: Vec<(Vec<ValType>, Vec<ValType>)>,
+    /// What a snapshot of this module cannot represent, if instantiated.
+    pub problems: Vec<String>,
+}
+
+impl ModuleInfo {
+    /// Mutable defined globals: the state to snapshot.
+    pub fn mutable_globals(&self) -> impl Iterator<Item = &GlobalInfo> {
+        self.globals.iter().filter(|g| g.ty.mutable)
+    }
+
+    /// Whether an instance of this module carries state to read.
+    pub fn has_state(&self) -> bool {
+        self.mutable_globals().next().is_some() || !self.memories.is_empty()
+    }
+
+    /// The index of the global exported as `name`.
+    pub fn exported_global(&self, name: &str) -> Option<u32> {
+        self.exports
+            .iter()
+            .find(|(n, kind, _)| n == name && *kind == ExternalKind::Global)
+            .map(|(_, _, index)| *index)
+    }
+
+    /// Whether the module exports the function `name` with this signature.
+    pub fn exported_func(&self, name: &str, params: &[ValType], results: &[ValType]) -> bool {
+        self.exports.iter().any(|(n, kind, index)| {
+            n == name
+                && *kind == ExternalKind::Func
+                && self
+                    .func_types
+                    .get(*index as usize)
+                    .is_some_and(|(p, r)| p == params && r == results)
+        })
+    }
+}
+
+/// What [`parse`] learns about a component.
+#[derive(Debug)]
+pub(crate) struct ComponentInfo {
+    pub sections: Vec<Section>,
+    pub modules: Vec<ModuleInfo>,
+    pub counts: Counts,
+    pub exports: Vec<TopExport>,
+}
+
+fn features() -> WasmFeatures {
+    WasmFeatures::all()
+}
+
+/// Validates and reads `wasm`, refusing what a snapshot cannot represent.
+pub(crate) fn parse(wasm: &[u8]) -> Result<ComponentInfo> {
+    if !wasmparser::Parser::is_component(wasm) {
+        if wasmparser::Parser::is_core_wasm(wasm) {
+            bail!("the input is a core wasm module; init works on components");
+        }
+        bail!("the input is not a WebAssembly component");
+    }
+    wasmparser::Validator::new_with_features(features())
+        .validate_all(wasm)
+        .context("the input component does not validate")?;
+
+    let module_names = core_module_names(wasm);
+    let mut info = ComponentInfo {
+        sections: Vec::new(),
+        modules: Vec::new(),
+        counts: Counts::default(),
+        exports: Vec::new(),
+    };
+    let mut components = 0u32;
+    let mut parser = Parser::new(0);
+    let mut offset = 0usize;
+    loop {
+        let (consumed, payload) = match parser.parse(&wasm[offset..], true)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => bail!("the component is truncated"),
+        };
+        let section = payload.as_section();
+        match payload {
+            Payload::Version { encoding, .. } if encoding != Encoding::Component => {
+                bail!("the input is not a WebAssembly component");
+            }
+            Payload::ModuleSection {
+                unchecked_range, ..
+            } => {
+                let index = info.counts.core_modules;
+                info.counts.core_modules += 1;
+                let range = unchecked_range.start as usize..unchecked_range.end as usize;
+                let name = module_names
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, n)| n.as_str());
+                let label = match name {
+                    Some(n) => format!("core module {index} ({n})"),
+                    None => format!("core module {index}"),
+                };
+                let module = parse_module(&wasm[range.clone()], range.clone(), label)?;
+                info.modules.push(module);
+                info.sections.push(Section::Module(index));
+                offset += consumed + range.len();
+                continue;
+            }
+            Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                let range = unchecked_range.start as usize..unchecked_range.end as usize;
+                if nested_has_modules(&wasm[range.clone()])? {
+                    bail!(
+                        "cannot snapshot: nested component {components} contains core modules or \
+                         instances, whose state a snapshot cannot capture (only module-free nested \
+                         components, like wit-component's type shims, are supported)"
+                    );
+                }
+                components += 1;
+                info.sections.push(Section::Raw {
+                    id: wasm_encoder::ComponentSectionId::Component as u8,
+                    range: range.clone(),
+                });
+                offset += consumed + range.len();
+                continue;
+            }
+            Payload::InstanceSection(reader) => {
+                for instance in reader {
+                    let index = info.counts.core_instances;
+                    info.counts.core_instances += 1;
+                    if let Instance::Instantiate { module_index, .. } = instance? {
+                        let Some(module) = info.modules.get_mut(module_index as usize) else {
+                            bail!("core instance {index} instantiates an unknown module");
+                        };
+                        if let Some(first) = module.instance {
+                            bail!(
+                                "cannot snapshot: {} is instantiated twice (core instances {first} \
+                                 and {index}); a snapshot has one state per module",
+                                module.label
+                            );
+                        }
+                        module.instance = Some(index);
+                    }
+                }
+            }
+            Payload::ComponentInstanceSection(reader) => {
+                info.counts.instances += reader.count();
+            }
+            Payload::ComponentAliasSection(reader) => {
+                for alias in reader {
+                    match alias? {
+                        ComponentAlias::InstanceExport { kind, name, .. } => match kind {
+                            ComponentExternalKind::Func => info.counts.funcs += 1,
+                            ComponentExternalKind::Type => info.counts.types += 1,
+                            ComponentExternalKind::Instance => info.counts.instances += 1,
+                            ComponentExternalKind::Component => components += 1,
+                            ComponentExternalKind::Module => bail!(
+                                "cannot snapshot: the component aliases module `{name}` of an \
+                                 instance; only modules defined in the component can be rewritten"
+                            ),
+                            ComponentExternalKind::Value => {
+                                bail!("cannot snapshot: component values are not supported")
+                            }
+                        },
+                        ComponentAlias::CoreInstanceExport { kind, .. } => match kind {
+                            ExternalKind::Func | ExternalKind::FuncExact => {
+                                info.counts.core_funcs += 1
+                            }
+                            ExternalKind::Memory => info.counts.core_memories += 1,
+                            _ => {}
+                        },
+                        ComponentAlias::Outer { kind, .. } => match kind {
+                            ComponentOuterAliasKind::CoreModule => {
+                                bail!("cannot snapshot: the component aliases an outer core module")
+                            }
+                            ComponentOuterAliasKind::Type => info.counts.types += 1,
+                            ComponentOuterAliasKind::Component => components += 1,
+                            ComponentOuterAliasKind::CoreType => {}
+                        },
+                    }
+                }
+            }
+            Payload::ComponentTypeSection(reader) => {
+                info.counts.types += reader.count();
+            }
+            Payload::ComponentCanonicalSection(reader) => {
+                for func in reader {
+                    match func? {
+                        CanonicalFunction::Lift { .. } => info.counts.funcs += 1,
+                        _ => info.counts.core_funcs += 1,
+                    }
+                }
+            }
+            Payload::ComponentStartSection { .. } => bail!(
+                "cannot snapshot: the component has a start function; it would run again on \
+                 every instantiation of the snapshot, or not at all if removed"
+            ),
+            Payload::ComponentImportSection(reader) => {
+                for import in reader {
+                    let import = import?;
+                    match import.ty {
+                        ComponentTypeRef::Module(_) => bail!(
+                            "cannot snapshot: the component imports core module `{}`; only modules \
+                             defined in the component can be rewritten",
+                            import.name.name
+                        ),
+                        ComponentTypeRef::Value(_) => bail!(
+                            "cannot snapshot: the component imports value `{}`; component values \
+                             are not supported",
+                            import.name.name
+                        ),
+                        ComponentTypeRef::Func(_) => info.counts.funcs += 1,
+                        ComponentTypeRef::Type(_) => info.counts.types += 1,
+                        ComponentTypeRef::Instance(_) => info.counts.instances += 1,
+                        ComponentTypeRef::Component(_) => components += 1,
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for (position, export) in reader.into_iter().enumerate() {
+                    let export = export?;
+                    let counter = match export.kind {
+                        ComponentExternalKind::Func => &mut info.counts.funcs,
+                        ComponentExternalKind::Type => &mut info.counts.types,
+                        ComponentExternalKind::Instance => &mut info.counts.instances,
+                        ComponentExternalKind::Module => &mut info.counts.core_modules,
+                        ComponentExternalKind::Component => &mut components,
+                        ComponentExternalKind::Value => bail!(
+                            "cannot snapshot: the component exports value `{}`; component values \
+                             are not supported",
+                            export.name.name
+                        ),
+                    };
+                    let introduced = *counter;
+                    *counter += 1;
+                    info.exports.push(TopExport {
+                        name: export.name.name.to_string(),
+                        kind: export.kind,
+                        introduced,
+                        section: info.sections.len(),
+                        position,
+                    });
+                }
+            }
+            Payload::End(_) => break,
+            _ => {}
+        }
+        if let Some((id, range)) = section {
+            info.sections.push(Section::Raw {
+                id,
+                range: range.start as usize..range.end as usize,
+            });
+        }
+        offset += consumed;
+    }
+
+    for module in &info.modules {
+        if module.instance.is_some()
+            && let Some(problem) = module.problems.first()
+        {
+            bail!("cannot snapshot: {}: {problem}", module.label);
+        }
+    }
+    Ok(info)
+}
+
+/// Names of core modules from the component's `component-name` section.
+fn core_module_names(wasm: &[u8]) -> Vec<(u32, String)> {
+    let mut names = Vec::new();
+    let mut parser = Parser::new(0);
+    let mut offset = 0usize;
+    while let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(&wasm[offset..], true) {
+        match payload {
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                offset += consumed + (unchecked_range.end - unchecked_range.start) as usize;
+                continue;
+            }
+            Payload::CustomSection(c) => {
+                if let wasmparser::KnownCustom::ComponentName(reader) = c.as_known() {
+                    for name in reader.into_iter().flatten() {
+                        if let wasmparser::ComponentName::CoreModules(map) = name {
+                            for naming in map.into_iter().flatten() {
+                                names.push((naming.index, naming.name.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+            Payload::End(_) => break,
+            _ => {}
+        }
+        offset += consumed;
+    }
+    names
+}
+
+/// Whether a nested component (recursively) defines or instantiates core
+/// modules.
+fn nested_has_modules(wasm: &[u8]) -> Result<bool> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::ModuleSection { .. } | Payload::InstanceSection(_) => return Ok(true),
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// The sections of a core module: (id, contents range relative to `wasm`).
+pub(crate) fn module_sections(wasm: &[u8]) -> Result<Vec<(u8, Range<usize>)>> {
+    let mut sections = Vec::new();
+    let mut parser = Parser::new(0);
+    let mut offset = 0usize;
+    loop {
+        let (consumed, payload) = match parser.parse(&wasm[offset..], true)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => bail!("a core module is truncated"),
+        };
+        let section = payload.as_section();
+        let skip = match &payload {
+            Payload::CodeSectionStart { size, .. } => Some(*size as usize),
+            Payload::End(_) => break,
+            _ => None,
+        };
+        if let Some((id, range)) = section {
+            sections.push((id, range.start as usize..range.end as usize));
+        }
+        offset += consumed;
+        if let Some(size) = skip {
+            parser.skip_section();
+            offset += size;
+        }
+    }
+    Ok(sections)
+}
+
+fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<ModuleInfo> {
+    let mut module = ModuleInfo {
+        range,
+        label,
+        instance: None,
+        globals: Vec::new(),
+        memories: Vec::new(),
+        exports: Vec::new(),
+        func_types: Vec::new(),
+        problems: Vec::new(),
+    };
+    let mut types: Vec<(Vec<ValType>, Vec<ValType>)> = Vec::new();
+    let mut imported_globals = 0u32;
+    let mut imported_memories = 0u32;
+    let mut imported_funcs = 0u32;
+    let mut func_names: Vec<(u32, String)> = Vec::new();
+    let mut bodies = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    for sub in group?.into_types() {
+                        types.push(match &sub.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => {
+                                (f.params().to_vec(), f.results().to_vec())
+                            }
+                            _ => Default::default(),
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import?;
+                    if import.name.starts_with(EXPORT_PREFIX)
+                        || import.module.starts_with(EXPORT_PREFIX)
+                    {
+                        module.problems.push(format!(
+                            "it imports `{}`, a name reserved for componentize-init",
+                            import.name
+                        ));
+                    }
+                    match import.ty {
+                        TypeRef::Func(t) | TypeRef::FuncExact(t) => {
+                            imported_funcs += 1;
+                            module
+                                .func_types
+                                .push(types.get(t as usize).cloned().unwrap_or_default());
+                        }
+                        TypeRef::Global(_) => imported_globals += 1,
+                        TypeRef::Memory(_) => imported_memories += 1,
+                        _ => {}
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for t in reader {
+                    module
+                        .func_types
+                        .push(types.get(t? as usize).cloned().unwrap_or_default());
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for (i, ty) in reader.into_iter().enumerate() {
+                    let ty = ty?;
+                    let index = imported_memories + i as u32;
+                    if ty.shared {
+                        module.problems.push(format!(
+                            "memory {index} is shared; shared memories are not supported"
+                        ));
+                    }
+                    if ty.memory64 {
+                        module.problems.push(format!(
+                            "memory {index} is a 64-bit memory; only 32-bit memories are supported"
+                        ));
+                    }
+                    module.memories.push(MemoryInfo { index, ty });
+                }
+            }
+            Payload::GlobalSection(reader) => {
+                for (i, global) in reader.into_iter().enumerate() {
+                    let global = global?;
+                    let index = imported_globals + i as u32;
+                    let ty = global.ty;
+                    if ty.mutable {
+                        match ty.content_type {
+                            ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64 => {}
+                            ValType::V128 => module.problems.push(format!(
+                                "mutable global {index} has type v128; only i32, i64, f32 and f64 \
+                                 mutable globals can be snapshotted"
+                            )),
+                            ValType::Ref(_) => module.problems.push(format!(
+                                "mutable global {index} holds a reference; references cannot be \
+                                 snapshotted"
+                            )),
+                        }
+                    }
+                    let mut ops = global.init_expr.get_operators_reader();
+                    let init_i32 = match (ops.read(), ops.read()) {
+                        (Ok(Operator::I32Const { value }), Ok(Operator::End)) => Some(value),
+                        _ => None,
+                    };
+                    module.globals.push(GlobalInfo {
+                        index,
+                        ty,
+                        init_i32,
+                    });
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export?;
+                    if export.name.starts_with(EXPORT_PREFIX) {
+                        module.problems.push(format!(
+                            "it exports `{}`, a name reserved for componentize-init",
+                            export.name
+                        ));
+                    }
+                    module
+                        .exports
+                        .push((export.name.to_string(), export.kind, export.index));
+                }
+            }
+            Payload::CodeSectionEntry(body) => bodies.push(body),
+            Payload::CustomSection(c) => {
+                if let wasmparser::KnownCustom::Name(reader) = c.as_known() {
+                    for name in reader.into_iter().flatten() {
+                        if let wasmparser::Name::Function(map) = name {
+                            for naming in map.into_iter().flatten() {
+                                func_names.push((naming.index, naming.name.to_string()));
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (i, body) in bodies.into_iter().enumerate() {
+        let func = imported_funcs + i as u32;
+        let mut reader = body.get_operators_reader()?;
+        while !reader.eof() {
+            let op = reader.read()?;
+            if let Some(what) = state_mutation(&op) {
+                let name = func_names
+                    .iter()
+                    .find(|(i, _)| *i == func)
+                    .map(|(_, n)| format!(" `{n}`"))
+                    .unwrap_or_default();
+                module.problems.push(format!(
+                    "function {func}{name} uses `{what}`, which changes state that a snapshot cannot \
+                     hold (tables, dropped segments and GC objects are not captured)"
+                ));
+                break;
+            }
+        }
+        if module.problems.len() > 8 {
+            break;
+        }
+    }
+    Ok(module)
+}
+
+/// Instructions whose effect a snapshot cannot represent.
+fn state_mutation(op: &Operator<'_>) -> Option<&'static str> {
+    Some(match op {
+        Operator::TableSet { .. } => "table.set",
+        Operator::TableGrow { .. } => "table.grow",
+        Operator::TableFill { .. } => "table.fill",
+        Operator::TableCopy { .. } => "table.copy",
+        Operator::TableInit { .. } => "table.init",
+        Operator::ElemDrop { .. } => "elem.drop",
+        Operator::DataDrop { .. } => "data.drop",
+        Operator::StructSet { .. } => "struct.set",
+        Operator::ArraySet { .. } => "array.set",
+        Operator::ArrayFill { .. } => "array.fill",
+        Operator::ArrayCopy { .. } => "array.copy",
+        Operator::ArrayInitData { .. } => "array.init_data",
+        Operator::ArrayInitElem { .. } => "array.init_elem",
+        _ => return None,
+    })
+}
