@@ -276,6 +276,13 @@ impl Pipeline {
             |events| {
                 let mut init =
                     componentize_init::Init::new(linked.clone()).sandbox(self.sandbox.clone());
+                // Compiled code is cached next to the stage outputs: changing
+                // only the script does not recompile the component.
+                if let Some(cache) = &self.cache {
+                    // wasmtime wants an absolute folder.
+                    let code = std::path::absolute(cache.dir().join("code"))?;
+                    init = init.runtime(&componentize_init::Runtime::with_code_cache(&code)?);
+                }
                 if let Some((name, source)) = &script {
                     init = init.script(name.clone(), source.clone());
                 }

@@ -106,7 +106,14 @@ impl Runtime {
     /// model, wasm exceptions (setjmp/longjmp) and epoch interruption (for
     /// the timeout).
     pub fn new() -> Result<Runtime> {
-        Runtime::with_config(false)
+        Runtime::with_config(false, None)
+    }
+
+    /// Like [`Runtime::new`], with wasmtime's compiled-code cache in `dir`:
+    /// a rebuild whose component did not change (only the script did) does
+    /// not compile it again.
+    pub fn with_code_cache(dir: &std::path::Path) -> Result<Runtime> {
+        Runtime::with_config(false, Some(dir))
     }
 
     /// Like [`Runtime::new`], plus Cranelift's incremental cache in memory:
@@ -114,16 +121,24 @@ impl Runtime {
     /// compile those functions once. Worth it for a long-lived runtime that
     /// snapshots several different components; overhead for a single one.
     pub fn with_incremental_cache() -> Result<Runtime> {
-        Runtime::with_config(true)
+        Runtime::with_config(true, None)
     }
 
-    fn with_config(incremental: bool) -> Result<Runtime> {
+    fn with_config(incremental: bool, code_cache: Option<&std::path::Path>) -> Result<Runtime> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .wasm_component_model_map(true)
             .wasm_exceptions(true)
             .epoch_interruption(true);
+        if let Some(dir) = code_cache {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            let cache = wasmtime::Cache::new(cache)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot use `{}` as a code cache", dir.display()))?;
+            config.cache(Some(cache));
+        }
         if incremental {
             config
                 .enable_incremental_compilation(Arc::new(MemoryCache::default()))
