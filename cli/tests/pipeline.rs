@@ -93,6 +93,22 @@ fn run_command(wasm: &[u8], args: &[&str]) -> String {
     String::from_utf8(stdout.contents().to_vec()).unwrap()
 }
 
+/// `componentize` on the hello example, writing `out`.
+fn build_hello(out: &Path) -> Command {
+    let mut cmd = componentize();
+    cmd.arg("--interpreter")
+        .arg(lua().interpreter().path)
+        .arg("--world")
+        .arg(hello())
+        .arg("--init")
+        .arg(hello().join("app.lua"))
+        .arg("-L")
+        .arg(libc_dir())
+        .arg("-o")
+        .arg(out);
+    cmd
+}
+
 fn pipeline(app: &Path, cache: Option<Cache>) -> Pipeline {
     Pipeline::new(Source::path(lua().interpreter().path), app)
         .script(Source::path(app.join("app.lua")))
@@ -108,20 +124,7 @@ fn cached(built: &componentize::Built) -> Vec<(Stage, bool)> {
 fn lua_demo_builds_with_the_cli_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hello.wasm");
-    let o = componentize()
-        .arg("--interpreter")
-        .arg(lua().interpreter().path)
-        .arg("--world")
-        .arg(hello())
-        .arg("--init")
-        .arg(hello().join("app.lua"))
-        .arg("-L")
-        .arg(libc_dir())
-        .arg("--no-cache")
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = build_hello(&out).arg("--no-cache").output().unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
     for stage in ["generate", "link", "init"] {
@@ -216,19 +219,9 @@ fn concurrent_runs_share_a_cache() {
     let run = |out: PathBuf| {
         let cache = cache.clone();
         std::thread::spawn(move || {
-            let o = componentize()
+            let o = build_hello(&out)
                 .env("COMPONENTIZE_CACHE_DIR", &cache)
-                .arg("--interpreter")
-                .arg(lua().interpreter().path)
-                .arg("--world")
-                .arg(hello())
-                .arg("--init")
-                .arg(hello().join("app.lua"))
-                .arg("-L")
-                .arg(libc_dir())
                 .arg("-q")
-                .arg("-o")
-                .arg(&out)
                 .output()
                 .unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -246,20 +239,10 @@ fn stage_commands_reproduce_the_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let keep = dir.path().join("keep");
     let out = dir.path().join("hello.wasm");
-    let o = componentize()
-        .arg("--interpreter")
-        .arg(lua().interpreter().path)
-        .arg("--world")
-        .arg(hello())
-        .arg("--init")
-        .arg(hello().join("app.lua"))
-        .arg("-L")
-        .arg(libc_dir())
+    let o = build_hello(&out)
         .arg("--no-cache")
         .arg("--keep-intermediates")
         .arg(&keep)
-        .arg("-o")
-        .arg(&out)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
