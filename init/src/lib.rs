@@ -79,10 +79,13 @@ struct RuntimeInner {
     components: Mutex<ComponentCache>,
 }
 
-/// Cranelift's incremental cache, in memory: the instrumented component and
-/// the components of later runs share most functions (libc, interpreter).
+/// Cranelift's incremental cache, in memory (a [`CacheStore`] for
+/// `Config::enable_incremental_compilation`): components that contain the
+/// same libraries (libc, the interpreter) compile those functions once. The
+/// instrumented component and the components of later runs share most
+/// functions.
 #[derive(Debug, Default)]
-struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
+pub struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
 
 impl CacheStore for MemoryCache {
     fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {

@@ -12,14 +12,13 @@
 
 use anyhow::{Context, Result, bail};
 use componentize_lua::{Binding, INTERPRETER};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::component::{
     Component, Func, Instance, Linker, Resource, ResourceAny, ResourceTable, ResourceType, Val,
 };
-use wasmtime::{CacheStore, Config, Engine, Store, StoreContextMut};
+use wasmtime::{Config, Engine, Store, StoreContextMut};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wit_parser::{PackageId, Resolve};
@@ -55,27 +54,6 @@ fn wit() -> &'static Wit {
     })
 }
 
-/// Cranelift's incremental cache in memory: libc.so and liblua.so compile
-/// once for all the components of this test binary.
-#[derive(Debug, Default)]
-struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
-
-impl CacheStore for MemoryCache {
-    fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        self.0.lock().ok()?.get(key).cloned().map(Cow::Owned)
-    }
-
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        match self.0.lock() {
-            Ok(mut m) => {
-                m.insert(key.to_vec(), value);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
-
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
@@ -85,7 +63,7 @@ fn engine() -> &'static Engine {
         // Lua's error handling is setjmp/longjmp over wasm exceptions.
         config.wasm_exceptions(true);
         config
-            .enable_incremental_compilation(Arc::new(MemoryCache::default()))
+            .enable_incremental_compilation(Arc::new(componentize_init::MemoryCache::default()))
             .expect("incremental compilation");
         Engine::new(&config).expect("wasmtime engine")
     })

@@ -3,12 +3,10 @@
 //! compilation with one engine shared by the whole test binary.
 
 use anyhow::{Context, Result};
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use wasmtime::component::Component;
-use wasmtime::{CacheStore, Config, Engine};
+use wasmtime::{Config, Engine};
 use wit_parser::{Resolve, WorldId};
 
 /// Name of the interpreter library, as recorded in the bindings' `needed`.
@@ -66,23 +64,6 @@ fn libraries() -> &'static Libraries {
     })
 }
 
-/// Cranelift's incremental cache, in memory: every component carries the
-/// same libc.so and interpreter, whose functions then compile once per test
-/// binary instead of once per component.
-#[derive(Debug, Default)]
-struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
-
-impl CacheStore for MemoryCache {
-    fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        self.0.lock().unwrap().get(key).cloned().map(Cow::Owned)
-    }
-
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        self.0.lock().unwrap().insert(key.to_vec(), value);
-        true
-    }
-}
-
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
@@ -92,7 +73,7 @@ pub fn engine() -> &'static Engine {
         // wit-smith's `@external-id` annotations are encoded as `implements`.
         config.wasm_component_model_implements(true);
         config
-            .enable_incremental_compilation(Arc::new(MemoryCache::default()))
+            .enable_incremental_compilation(Arc::new(componentize_init::MemoryCache::default()))
             .expect("incremental compilation");
         Engine::new(&config).expect("wasmtime engine")
     })

@@ -7,12 +7,11 @@
 #![allow(dead_code)]
 
 use anyhow::{Context, Result};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use wasmtime::component::{Component, Instance, Linker, ResourceTable};
-use wasmtime::{CacheStore, Config, Engine, Store};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wit_parser::{Resolve, WorldId};
@@ -114,19 +113,6 @@ pub fn init(wasm: &[u8]) -> componentize_init::Init {
     componentize_init::Init::new(wasm.to_vec()).runtime(runtime())
 }
 
-#[derive(Debug, Default)]
-struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
-
-impl CacheStore for MemoryCache {
-    fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        self.0.lock().unwrap().get(key).cloned().map(Cow::Owned)
-    }
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        self.0.lock().unwrap().insert(key.to_vec(), value);
-        true
-    }
-}
-
 /// The engine outputs run on (no epoch interruption, like a user's).
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
@@ -134,7 +120,7 @@ pub fn engine() -> &'static Engine {
         let mut config = Config::new();
         config.wasm_component_model(true).wasm_exceptions(true);
         config
-            .enable_incremental_compilation(Arc::new(MemoryCache::default()))
+            .enable_incremental_compilation(Arc::new(componentize_init::MemoryCache::default()))
             .unwrap();
         Engine::new(&config).unwrap()
     })

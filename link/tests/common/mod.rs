@@ -3,16 +3,15 @@
 #![allow(dead_code)]
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use wasm_encoder::{
     CodeSection, ConstExpr, CustomSection, DataSection, EntityType, ExportKind, ExportSection,
     Function, FunctionSection, GlobalSection, GlobalType, ImportSection, MemoryType, Module,
     RefType, TableType, TypeSection, ValType,
 };
 use wasmtime::component::{Component, Instance, Linker, ResourceTable};
-use wasmtime::{CacheStore, Config, Engine, Store};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 // ---------------------------------------------------------------- fixtures
@@ -368,35 +367,13 @@ pub fn dl_probe() -> Vec<u8> {
 
 // ---------------------------------------------------------------- host
 
-/// Cranelift's incremental cache, in memory, so libc.so's functions
-/// compile once per test binary.
-#[derive(Default)]
-struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
-
-impl std::fmt::Debug for MemoryCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MemoryCache")
-    }
-}
-
-impl CacheStore for MemoryCache {
-    fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        self.0.lock().unwrap().get(key).cloned().map(Cow::Owned)
-    }
-
-    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        self.0.lock().unwrap().insert(key.to_vec(), value);
-        true
-    }
-}
-
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config
-            .enable_incremental_compilation(Arc::new(MemoryCache::default()))
+            .enable_incremental_compilation(Arc::new(componentize_init::MemoryCache::default()))
             .unwrap();
         Engine::new(&config).unwrap()
     })
