@@ -215,5 +215,28 @@ fn main() -> Result<()> {
         a.as_secs_f64() / b.as_secs_f64(),
         a.as_secs_f64() / c.as_secs_f64()
     );
+
+    // Per-call cost of a small export on one running instance (the same
+    // for both: after startup they hold the same state).
+    let calls = if quick { 100 } else { 100_000 };
+    for (name, pre) in [("runtime init", &runtime_pre), ("snapshot", &snapshot_pre)] {
+        let mut store = store(&engine);
+        let instance = wt(pre.instantiate(&mut store))?;
+        if name == "runtime init" {
+            let args = [
+                Val::String("bench.lua".into()),
+                Val::List(script.iter().copied().map(Val::U8).collect()),
+            ];
+            call(&mut store, &instance, Some(INIT_INTERFACE), "init", &args)?;
+        }
+        let t = Instant::now();
+        for _ in 0..calls {
+            call(&mut store, &instance, None, "nth-prime", &[Val::U32(10)])?;
+        }
+        println!(
+            "per call of nth-prime(10), {name:<12}: {:>8.2?} ({calls} calls)",
+            t.elapsed() / calls
+        );
+    }
     Ok(())
 }
