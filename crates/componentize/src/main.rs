@@ -1,0 +1,326 @@
+//! The `componentize` command: the pipeline, and each stage as a
+//! subcommand, over the stage libraries. Every stage option is the stage
+//! crate's own options struct, flattened here.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use componentize::cache::Cache;
+use componentize::output;
+use componentize::stages::{self, GenerateInput, InitWith};
+use componentize::{Event, Pipeline, Source};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "componentize",
+    version,
+    about = "Turn an interpreter, a WIT world and a script into a pre-initialized WebAssembly component",
+    long_about = "Turn an interpreter, a WIT world and a script into a pre-initialized WebAssembly component.\n\nWithout a subcommand, runs generate -> link -> init:\n  componentize --interpreter lua.so --world app.wit --init app.lua -o app.wasm",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    build: Build,
+}
+
+/// The whole pipeline.
+#[derive(clap::Args)]
+// The stages' options come last: clap keeps a flattened struct's help
+// heading for the fields after it.
+struct Build {
+    /// The interpreter library (a dylib implementing componentize.h).
+    #[arg(long, value_name = "LIB.so", required = true)]
+    interpreter: Option<PathBuf>,
+    /// The WIT: a directory, a .wit file or a wasm-encoded package.
+    #[arg(long, value_name = "WIT", required = true)]
+    world: Option<PathBuf>,
+    /// The world in the WIT package (needed when it has several).
+    #[arg(long, value_name = "NAME")]
+    world_name: Option<String>,
+    /// The script the interpreter runs before the snapshot. Without it, the
+    /// snapshot holds the interpreter after its startup.
+    #[arg(long, value_name = "SCRIPT")]
+    init: Option<PathBuf>,
+    /// Another library to link (repeatable).
+    #[arg(long = "lib", value_name = "LIB.so")]
+    libs: Vec<PathBuf>,
+    /// Do not read or write the stage cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Also write bindings.so, linked.wasm, the component and commands.sh
+    /// (the stage commands that reproduce them) into DIR.
+    #[arg(long, value_name = "DIR")]
+    keep_intermediates: Option<PathBuf>,
+    /// Show more: what init printed.
+    #[arg(short, long, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Show nothing but errors.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Where to write the component (default: the WIT file's name with .wasm).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    wit: componentize_generate::WitOptions,
+    #[command(flatten)]
+    link: componentize_link::Options,
+    #[command(flatten)]
+    sandbox: componentize_init::Options,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate the bindings dylib for a WIT world (stage 1).
+    Generate(GenerateArgs),
+    /// Link the bindings, the interpreter and libraries into a component
+    /// (stage 2).
+    Link(LinkArgs),
+    /// Pre-initialize a component: run it and snapshot its state (stage 3).
+    Init(InitArgs),
+    /// Print the C header interpreters implement (componentize.h).
+    Header {
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Inspect or empty the stage cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum CacheAction {
+    /// Print where the cache is, its entries and size.
+    Stats,
+    /// Remove every entry.
+    Clean,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// WIT: a directory (with an optional deps/), a .wit file, or a
+    /// wasm-encoded WIT package.
+    wit: PathBuf,
+    /// The world to generate bindings for (needed when the package has
+    /// several).
+    #[arg(short, long)]
+    world: Option<String>,
+    /// Add the init contract export (componentize:init/init@0.1.0), as the
+    /// pipeline does when given a script.
+    #[arg(long)]
+    init_export: bool,
+    /// Where to write the bindings module.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    options: componentize_generate::Options,
+    #[command(flatten)]
+    wit_options: componentize_generate::WitOptions,
+}
+
+#[derive(clap::Args)]
+struct LinkArgs {
+    /// The bindings dylib (from `componentize generate`).
+    bindings: PathBuf,
+    /// The interpreter library (implements componentize.h).
+    interpreter: PathBuf,
+    /// More libraries to link (libraries they need are found through the
+    /// search path).
+    libraries: Vec<PathBuf>,
+    /// Print the libraries linked, and where they came from, to stderr.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Where to write the component.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    options: componentize_link::Options,
+}
+
+#[derive(clap::Args)]
+struct InitArgs {
+    /// The component (typically from `componentize link`).
+    component: PathBuf,
+    /// Run SCRIPT through the interpreter's init contract
+    /// (componentize:init/init@0.1.0); the contract's export is removed.
+    #[arg(long, value_name = "SCRIPT", conflicts_with = "init_func")]
+    script: Option<PathBuf>,
+    /// Call an export instead: a name (`f`, `pkg:ns/iface.f`) or a WAVE call
+    /// with arguments (`'pkg:ns/iface.f("x", 3)'`).
+    #[arg(long, value_name = "CALL")]
+    init_func: Option<String>,
+    /// Show what init printed.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Where to write the pre-initialized component.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[command(flatten)]
+    options: componentize_init::Options,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => build(cli.build),
+        Some(Command::Generate(g)) => {
+            let bindings = stages::generate(GenerateInput {
+                wit: &g.wit,
+                world: g.world.as_deref(),
+                wit_options: &g.wit_options,
+                options: &g.options,
+                init_export: g.init_export,
+            })?;
+            output::write(&g.output, &bindings)
+        }
+        Some(Command::Link(l)) => {
+            let libraries: Vec<Source> = l.libraries.iter().map(Source::path).collect();
+            let link = stages::link(
+                &Source::path(&l.bindings),
+                &Source::path(&l.interpreter),
+                &libraries,
+                &l.options,
+            )?;
+            let linked = link.encode()?;
+            if l.verbose {
+                eprint!("{}", linked.report());
+            }
+            output::write(&l.output, linked.component())
+        }
+        Some(Command::Init(i)) => {
+            let component = std::fs::read(&i.component)
+                .with_context(|| format!("cannot read `{}`", i.component.display()))?;
+            let with = match (&i.script, &i.init_func) {
+                (Some(script), _) => InitWith::Script(Source::path(script)),
+                (None, Some(call)) => InitWith::Func(call.clone()),
+                (None, None) => InitWith::Startup,
+            };
+            let snapshot = stages::init(component, &with, &i.options)?.run()?;
+            if i.verbose {
+                eprint!("{}", String::from_utf8_lossy(&snapshot.stdout));
+                eprint!("{}", String::from_utf8_lossy(&snapshot.stderr));
+            }
+            for r in &snapshot.results {
+                println!("{r}");
+            }
+            output::write(&i.output, &snapshot.wasm)
+        }
+        Some(Command::Header { output: None }) => {
+            print!("{}", componentize_generate::HEADER);
+            Ok(())
+        }
+        Some(Command::Header { output: Some(path) }) => {
+            output::write(&path, componentize_generate::HEADER.as_bytes())
+        }
+        Some(Command::Cache { action }) => {
+            let cache = Cache::at(Cache::default_location()?);
+            let (verb, stats) = match action {
+                CacheAction::Stats => ("holds", cache.stats()?),
+                CacheAction::Clean => ("removed", cache.clean()?),
+            };
+            println!(
+                "{}: {verb} {} entries, {} bytes",
+                cache.dir().display(),
+                stats.entries,
+                stats.bytes
+            );
+            Ok(())
+        }
+    }
+}
+
+fn build(b: Build) -> Result<()> {
+    // clap enforces both when no subcommand is given.
+    let (Some(interpreter), Some(wit)) = (&b.interpreter, &b.world) else {
+        anyhow::bail!("--interpreter and --world are required");
+    };
+    let output = b.output.clone().unwrap_or_else(|| {
+        let stem = wit
+            .file_stem()
+            .map(|s| s.to_os_string())
+            .unwrap_or_else(|| "component".into());
+        PathBuf::from(stem).with_extension("wasm")
+    });
+    let mut pipeline = Pipeline::new(Source::path(interpreter), wit);
+    pipeline
+        .wit_options(b.wit.clone())
+        .link_options(b.link.clone())
+        .init_options(b.sandbox.clone());
+    if let Some(name) = &b.world_name {
+        pipeline.world(name.clone());
+    }
+    if let Some(script) = &b.init {
+        pipeline.script(Source::path(script));
+    }
+    for lib in &b.libs {
+        pipeline.library(Source::path(lib));
+    }
+    if !b.no_cache {
+        pipeline.cache(Some(Cache::at(Cache::default_location()?)));
+    }
+    let start = std::time::Instant::now();
+    let built = pipeline.run(&mut |event| match event {
+        Event::Started(stage) if !b.quiet => eprint!("{:>8} ", stage.name()),
+        Event::Finished(r) if !b.quiet => {
+            eprintln!(
+                "{:>8.1?}{}",
+                r.time,
+                if r.cached { " (cached)" } else { "" }
+            )
+        }
+        Event::Detail(_, text) if b.verbose => eprintln!("{text}"),
+        _ => {}
+    });
+    let built = match built {
+        Ok(built) => built,
+        Err(e) => {
+            if !b.quiet {
+                eprintln!();
+            }
+            return Err(e);
+        }
+    };
+    output::write(&output, &built.component)?;
+    if let Some(dir) = &b.keep_intermediates {
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "component.wasm".into());
+        componentize::intermediates::write(dir, &name, &pipeline, &built)?;
+    }
+    if !b.quiet {
+        eprintln!(
+            "{:>8} {:>8.1?} -> {}",
+            "total",
+            start.elapsed(),
+            output.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // Flattening the stages' options must not clash (names, groups).
+        super::Cli::command().debug_assert();
+    }
+}

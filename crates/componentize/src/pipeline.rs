@@ -1,0 +1,322 @@
+//! The whole build: generate -> link -> init, each stage cached.
+
+use crate::cache::{Cache, Key, KeyBuilder};
+use crate::source::Source;
+use crate::stages::{self, GenerateInput, InitWith, Stage};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The library name the bindings get in the linked component.
+pub const BINDINGS_NAME: &str = "bindings.so";
+
+/// What a stage did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StageReport {
+    /// Which stage.
+    pub stage: Stage,
+    /// Taken from the cache: no stage work done.
+    pub cached: bool,
+    /// How long it took, cache lookup included.
+    pub time: Duration,
+}
+
+/// Progress events for a front end.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A stage starts.
+    Started(Stage),
+    /// A stage is done.
+    Finished(StageReport),
+    /// Detail for verbose output (what init printed).
+    Detail(Stage, String),
+}
+
+/// The pipeline's products.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Built {
+    /// The final component.
+    pub component: Vec<u8>,
+    /// The bindings dylib (stage 1).
+    pub bindings: Vec<u8>,
+    /// The linked, not yet initialized component (stage 2).
+    pub linked: Vec<u8>,
+    /// What each stage did, in order.
+    pub stages: Vec<StageReport>,
+}
+
+/// The whole pipeline, configured like the `componentize` command: each
+/// stage takes the same options struct as its subcommand.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub(crate) interpreter: Source,
+    pub(crate) wit: PathBuf,
+    pub(crate) world: Option<String>,
+    pub(crate) wit_options: componentize_generate::WitOptions,
+    pub(crate) script: Option<Source>,
+    pub(crate) libraries: Vec<Source>,
+    pub(crate) link: componentize_link::Options,
+    pub(crate) init: componentize_init::Options,
+    pub(crate) cache: Option<Cache>,
+}
+
+impl Pipeline {
+    /// A pipeline for `interpreter` (a dylib implementing `componentize.h`)
+    /// and the WIT at `wit` (directory, `.wit` file or wasm package). No
+    /// cache until [`Pipeline::cache`].
+    pub fn new(interpreter: Source, wit: impl Into<PathBuf>) -> Pipeline {
+        Pipeline {
+            interpreter,
+            wit: wit.into(),
+            world: None,
+            wit_options: Default::default(),
+            script: None,
+            libraries: Vec::new(),
+            link: Default::default(),
+            init: Default::default(),
+            cache: None,
+        }
+    }
+
+    /// The world to build (needed when the package has several).
+    pub fn world(&mut self, name: impl Into<String>) -> &mut Self {
+        self.world = Some(name.into());
+        self
+    }
+
+    /// How the WIT is read (`@unstable` features).
+    pub fn wit_options(&mut self, options: componentize_generate::WitOptions) -> &mut Self {
+        self.wit_options = options;
+        self
+    }
+
+    /// The script the interpreter runs at init (through the init contract).
+    /// Without one, the snapshot holds the interpreter after its startup.
+    pub fn script(&mut self, script: Source) -> &mut Self {
+        self.script = Some(script);
+        self
+    }
+
+    /// Another library to link.
+    pub fn library(&mut self, library: Source) -> &mut Self {
+        self.libraries.push(library);
+        self
+    }
+
+    /// A folder to find needed libraries in (searched before the inputs'
+    /// folders and `$WASI_SYSROOT`); the same as `-L`.
+    pub fn search_path(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.link.search.push(dir.into());
+        self
+    }
+
+    /// The link stage's options (`componentize link`'s flags).
+    pub fn link_options(&mut self, options: componentize_link::Options) -> &mut Self {
+        self.link = options;
+        self
+    }
+
+    /// The init stage's options: sandbox and limits (`componentize init`'s
+    /// flags).
+    pub fn init_options(&mut self, options: componentize_init::Options) -> &mut Self {
+        self.init = options;
+        self
+    }
+
+    /// Caches stage outputs in `cache` (`None`: no cache).
+    pub fn cache(&mut self, cache: Option<Cache>) -> &mut Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The generator's options: the interpreter's name is recorded as the
+    /// bindings' `needed` library.
+    pub(crate) fn generate_options(&self) -> componentize_generate::Options {
+        let mut options = componentize_generate::Options::default();
+        options.interpreter(self.interpreter.name());
+        options
+    }
+
+    /// How init runs: the script through the contract, or only startup.
+    pub(crate) fn init_with(&self) -> InitWith {
+        match &self.script {
+            Some(script) => InitWith::Script(script.clone()),
+            None => InitWith::Startup,
+        }
+    }
+
+    /// Runs generate -> link -> init, reporting progress to `events`.
+    pub fn run(&self, events: &mut dyn FnMut(Event)) -> Result<Built> {
+        let mut stages = Vec::new();
+        // Inputs are checked before any stage runs, so a typo fails at once
+        // and names the input.
+        self.interpreter.check("interpreter")?;
+        for library in &self.libraries {
+            library.check("library")?;
+        }
+        let generate_options = self.generate_options();
+        let with = self.init_with();
+        // Read once, for the key and for the stage.
+        let script = match &self.script {
+            Some(s) => Some(s.load("script")?),
+            None => None,
+        };
+
+        let mut key = Key::builder(Stage::Generate.name());
+        hash_wit(&mut key, &self.wit)?;
+        // Options enter keys in their Debug form: every field, values
+        // included (an `--env KEY` read from the host is its value).
+        key.str(self.world.as_deref().unwrap_or(""))
+            .str(&format!("{:?}", self.wit_options))
+            .str(&format!("{generate_options:?}"))
+            .str(if script.is_some() { "init-export" } else { "" });
+        let bindings = self.stage(Stage::Generate, key.finish(), events, &mut stages, |_| {
+            stages::generate(GenerateInput {
+                wit: &self.wit,
+                world: self.world.as_deref(),
+                wit_options: &self.wit_options,
+                options: &generate_options,
+                init_export: script.is_some(),
+            })
+        })?;
+
+        let link = stages::link(
+            &Source::bytes(BINDINGS_NAME, bindings.clone()),
+            &self.interpreter,
+            &self.libraries,
+            &self.link,
+        )?;
+        // Resolving reads every library once; the key and the linker use
+        // the same bytes.
+        let resolved = link.resolve()?;
+        let mut key = Key::builder(Stage::Link.name());
+        for (label, bytes) in resolved.key_parts() {
+            key.str(&label).bytes(&bytes);
+        }
+        let linked = self.stage(Stage::Link, key.finish(), events, &mut stages, |_| {
+            Ok(resolved.encode()?.into_component())
+        })?;
+
+        let mut key = Key::builder(Stage::Init.name());
+        key.bytes(&linked);
+        match &script {
+            Some((name, source)) => key.str("script").str(name).bytes(source),
+            None => key.str("startup"),
+        };
+        key.str(&format!("{:?}", self.init));
+        let with = match (&with, script) {
+            // The script was read once already.
+            (InitWith::Script(_), Some((name, source))) => {
+                InitWith::Script(Source::bytes(name, source))
+            }
+            (other, _) => other.clone(),
+        };
+        let component = self.stage(Stage::Init, key.finish(), events, &mut stages, |events| {
+            let mut init = stages::init(linked.clone(), &with, &self.init)?;
+            // Compiled code is cached next to the stage outputs: changing
+            // only the script does not recompile the component.
+            if let Some(cache) = &self.cache {
+                // wasmtime wants an absolute folder.
+                let code = std::path::absolute(cache.dir().join("code"))?;
+                init.runtime(&componentize_init::Runtime::with_code_cache(&code)?);
+            }
+            let snapshot = init.run()?;
+            for (name, bytes) in [("stdout", &snapshot.stdout), ("stderr", &snapshot.stderr)] {
+                if !bytes.is_empty() {
+                    events(Event::Detail(
+                        Stage::Init,
+                        format!(
+                            "{name} of init:\n{}",
+                            String::from_utf8_lossy(bytes).trim_end()
+                        ),
+                    ));
+                }
+            }
+            Ok(snapshot.wasm)
+        })?;
+
+        Ok(Built {
+            component,
+            bindings,
+            linked,
+            stages,
+        })
+    }
+
+    /// Runs `work` or takes its output from the cache.
+    fn stage(
+        &self,
+        stage: Stage,
+        key: Key,
+        events: &mut dyn FnMut(Event),
+        stages: &mut Vec<StageReport>,
+        work: impl FnOnce(&mut dyn FnMut(Event)) -> Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
+        events(Event::Started(stage));
+        let start = Instant::now();
+        // Granted folders may change between runs without any input
+        // changing: such an init is never taken from the cache.
+        let cacheable = stage != Stage::Init || self.init.dirs.is_empty();
+        let cache = self.cache.as_ref().filter(|_| cacheable);
+        let (output, cached) = match cache.and_then(|c| c.get(stage.name(), &key)) {
+            Some(hit) => (hit, true),
+            None => {
+                let output = work(events).with_context(|| format!("{} failed", stage.name()))?;
+                if let Some(c) = cache {
+                    c.put(stage.name(), &key, &output)?;
+                }
+                (output, false)
+            }
+        };
+        let report = StageReport {
+            stage,
+            cached,
+            time: start.elapsed(),
+        };
+        events(Event::Finished(report.clone()));
+        stages.push(report);
+        Ok(output)
+    }
+}
+
+/// Hashes the WIT input: a file's bytes, or every `.wit` and `.wasm` file
+/// under a directory (relative path and bytes, in sorted order); other files
+/// (such as a script kept next to the WIT) are not part of the WIT.
+fn hash_wit(key: &mut KeyBuilder, path: &Path) -> Result<()> {
+    if path.is_dir() {
+        let mut files = Vec::new();
+        collect_files(path, path, &mut files)?;
+        files.sort();
+        for rel in files {
+            let bytes = std::fs::read(path.join(&rel))?;
+            key.str(&rel).bytes(&bytes);
+        }
+    } else {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "WIT path `{}` does not exist or cannot be read",
+                path.display()
+            )
+        })?;
+        key.bytes(&bytes);
+    }
+    Ok(())
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?
+    {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "wit" || e == "wasm") {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Shared by the `componentize` binary's tests: running it, and its inputs.
+#![allow(dead_code)] // each test binary uses a part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `componentize` binary, with no WASI sysroot from the environment:
+/// only what a test passes is searched.
+pub fn componentize() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_componentize"));
+    c.env_remove("WASI_SYSROOT").env_remove("WASI_SDK_PATH");
+    c
+}
+
+/// Asserts that the command succeeded; its stdout.
+#[track_caller]
+pub fn ok(o: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "failed: {stderr}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts that the command failed with one clean error and no panic; its
+/// stderr.
+#[track_caller]
+pub fn failed(o: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "succeeded: {stderr}");
+    assert!(stderr.contains("error"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// A file of the toolchain build; panics, saying how to build it, if
+/// missing.
+pub fn toolchain(rel: &str) -> PathBuf {
+    let path = componentize_testkit::toolchain_path(rel);
+    assert!(
+        path.is_file(),
+        "missing {}; run `bash toolchain/build.sh` in the repository root first",
+        path.display()
+    );
+    path
+}
+
+/// The folder of the toolchain's `libc.so`.
+pub fn libc_dir() -> PathBuf {
+    toolchain(componentize_testkit::LIBC)
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A WIT file or folder of the test corpus, `fixtures/wit/<name>`.
+pub fn corpus(name: &str) -> PathBuf {
+    componentize_testkit::repo_file("fixtures/wit").join(name)
+}
+
+/// The Lua binding's build.
+pub fn lua() -> &'static componentize_lua::Binding {
+    static B: OnceLock<componentize_lua::Binding> = OnceLock::new();
+    B.get_or_init(|| componentize_lua::Binding::locate().unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// The Lua hello example, `interpreters/lua/examples/hello`.
+pub fn hello() -> PathBuf {
+    componentize_testkit::repo_file("interpreters/lua/examples/hello")
+}
+
+/// Copies folder `from` to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
+    }
+}

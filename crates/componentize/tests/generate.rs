@@ -1,0 +1,73 @@
+//! `componentize generate` and `componentize header` through the binary.
+
+mod common;
+
+use common::{componentize, corpus};
+use std::path::PathBuf;
+
+#[test]
+fn generate_writes_a_valid_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bindings.so");
+    let status = componentize()
+        .args(["generate", "--interpreter", "lua.so", "-w", "scalars", "-o"])
+        .arg(&out)
+        .arg(corpus("scalars.wit"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bytes = std::fs::read(&out).unwrap();
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(&bytes)
+        .unwrap();
+    // dylink.0 names the interpreter.
+    assert!(bytes.windows(6).any(|w| w == b"lua.so"));
+}
+
+#[test]
+fn errors_are_one_clear_line_and_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bindings.so");
+    let cases: [(&[&str], PathBuf, &str); 3] = [
+        (
+            &["-w", "nope"],
+            corpus("scalars.wit"),
+            "world `nope` not found (available worlds in `componentize:scalars`: scalars)",
+        ),
+        (&[], dir.path().join("missing.wit"), "does not exist"),
+        (
+            &["-w", "async-func"],
+            corpus("unsupported.wit"),
+            "function `run` is `async`",
+        ),
+    ];
+    for (args, wit, expected) in cases {
+        let o = componentize()
+            .arg("generate")
+            .args(args)
+            .arg("-o")
+            .arg(&out)
+            .arg(&wit)
+            .output()
+            .unwrap();
+        let stderr = common::failed(&o);
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(expected), "`{expected}` not in: {stderr}");
+        assert!(!out.exists(), "output written despite: {stderr}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temporary file left behind"
+        );
+    }
+}
+
+#[test]
+fn header_prints_the_interface() {
+    let o = componentize().arg("header").output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("size_t wit_dylib_pop_map(void *cx, size_t ty);"));
+    assert!(text.contains("void wit_dylib_push_map(void *cx, size_t ty, size_t len);"));
+    assert!(text.contains("uint32_t wit_dylib_export_async_call(void *cx, size_t which);"));
+}

@@ -1,0 +1,573 @@
+//! Plan: walk a world and decide everything the module will contain: the
+//! `wit_t` metadata tables (in wit-dylib 0.263's registration order, so type
+//! indices agree with it), the imports, and which functions are generated.
+
+use crate::abi::{self, MANGLING};
+use crate::metadata::{self, Code, FuncRef, Kind, Metadata};
+use anyhow::{Result, bail};
+use std::collections::{BTreeSet, HashMap};
+use wit_parser::{
+    Function, FunctionKind, Handle, InterfaceId, LiveTypes, Resolve, SizeAlign, Type, TypeDefKind,
+    TypeId, TypeOwner, WorldId, WorldItem, WorldKey,
+};
+
+/// Which view of the types a function is generated against. An interface both
+/// imported and exported has two registrations of its types (as in wit-dylib):
+/// imports and world-level exports use the first, interface exports the second.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum Side {
+    Import,
+    Export,
+}
+
+/// A world import function: the canonical import and its adapter.
+pub struct ImportFunc<'a> {
+    pub key: Option<&'a WorldKey>,
+    pub func: &'a Function,
+    /// Index of the `(module, name)` import in [`Plan::imports`].
+    pub import: usize,
+}
+
+/// A world export function.
+pub struct ExportFunc<'a> {
+    pub key: Option<&'a WorldKey>,
+    pub func: &'a Function,
+    pub side: Side,
+}
+
+/// An exported resource, whose `[dtor]` the module exports.
+pub struct ExportedResource<'a> {
+    pub key: &'a WorldKey,
+    pub id: TypeId,
+    pub index: u32,
+}
+
+/// A function imported from the host (not from the interpreter).
+pub struct HostImport {
+    pub module: String,
+    pub name: String,
+    pub params: Vec<wasm_encoder::ValType>,
+    pub results: Vec<wasm_encoder::ValType>,
+    /// Whether the metadata holds a pointer to it (resource intrinsics).
+    pub in_table: bool,
+}
+
+pub struct Plan<'a> {
+    pub resolve: &'a Resolve,
+    pub world: WorldId,
+    pub sizes: SizeAlign,
+    pub metadata: Metadata,
+    pub host_imports: Vec<HostImport>,
+    pub imports: Vec<ImportFunc<'a>>,
+    pub exports: Vec<ExportFunc<'a>>,
+    pub exported_resources: Vec<ExportedResource<'a>>,
+    codes: [HashMap<TypeId, Code>; 2],
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(resolve: &'a Resolve, world: WorldId) -> Result<Plan<'a>> {
+        let mut sizes = SizeAlign::default();
+        sizes.fill(resolve)?;
+        let mut plan = Plan {
+            resolve,
+            world,
+            sizes,
+            metadata: Metadata::default(),
+            host_imports: Vec::new(),
+            imports: Vec::new(),
+            exports: Vec::new(),
+            exported_resources: Vec::new(),
+            codes: [HashMap::new(), HashMap::new()],
+        };
+        plan.check_supported()?;
+        plan.walk();
+        Ok(plan)
+    }
+
+    /// The metadata type code of `ty` as seen from `side`.
+    pub fn code(&self, side: Side, ty: &Type) -> Code {
+        code_in(&self.codes[side as usize], ty)
+    }
+
+    /// Refuses what the generated code cannot carry yet, naming the function
+    /// and the type, before anything is emitted.
+    fn check_supported(&self) -> Result<()> {
+        let resolve = self.resolve;
+        let world = &resolve.worlds[self.world];
+        let items = world
+            .imports
+            .iter()
+            .map(|i| ("import", i))
+            .chain(world.exports.iter().map(|e| ("export", e)));
+        for (dir, (key, item)) in items {
+            let funcs: Vec<&Function> = match item {
+                WorldItem::Function(f) => vec![f],
+                WorldItem::Interface { id, .. } => {
+                    let iface = &resolve.interfaces[*id];
+                    for (_, ty) in iface.types.iter() {
+                        if let Some(what) = async_type(resolve, &Type::Id(*ty)) {
+                            bail!(
+                                "{dir}ed interface `{}` defines type `{}` using {what}, which componentize does not support yet (async is a later release)",
+                                resolve.name_world_key(key),
+                                resolve.types[*ty].name.as_deref().unwrap_or("<anonymous>"),
+                            );
+                        }
+                    }
+                    iface.functions.values().collect()
+                }
+                WorldItem::Type { id, .. } => {
+                    if let Some(what) = async_type(resolve, &Type::Id(*id)) {
+                        bail!(
+                            "world type `{}` uses {what}, which componentize does not support yet",
+                            resolve.name_world_key(key)
+                        );
+                    }
+                    continue;
+                }
+            };
+            for func in funcs {
+                let place = describe(
+                    resolve,
+                    Some(key).filter(|_| !matches!(item, WorldItem::Function(_))),
+                    func,
+                );
+                if is_async(func) {
+                    bail!(
+                        "{dir}ed function {place} is `async`; componentize generates synchronous bindings only for now (remove `async` or leave the function out of the world)"
+                    );
+                }
+                let types = func.params.iter().map(|p| &p.ty).chain(func.result.iter());
+                for ty in types {
+                    if let Some(what) = unsupported_in_signature(resolve, ty) {
+                        bail!(
+                            "{dir}ed function {place} uses {what}, which the interpreter ABI (wit_dylib.h version 3) has no operations for; remove it from the signature"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn walk(&mut self) {
+        let resolve = self.resolve;
+        let world = &resolve.worlds[self.world];
+
+        // Host imports, in the order wit-dylib imports them: world imports
+        // (functions, then resource drops, per item), then the intrinsics of
+        // exported resources.
+        for (key, item) in world.imports.iter() {
+            match item {
+                WorldItem::Function(func) => self.import_func(None, func),
+                WorldItem::Interface { id, .. } => {
+                    for func in resolve.interfaces[*id].functions.values() {
+                        self.import_func(Some(key), func);
+                    }
+                    for ty in resolve.interfaces[*id].types.values() {
+                        self.imported_resource(Some(key), *ty);
+                    }
+                }
+                WorldItem::Type { id, .. } => self.imported_resource(None, *id),
+            }
+        }
+        let mut export_resources = HashMap::new();
+        for (key, item) in world.exports.iter() {
+            match item {
+                WorldItem::Function(func) => self.exports.push(ExportFunc {
+                    key: None,
+                    func,
+                    side: Side::Import,
+                }),
+                WorldItem::Interface { id, .. } => {
+                    for ty in resolve.interfaces[*id].types.values() {
+                        if let Some(index) = self.exported_resource(key, *ty) {
+                            export_resources.insert(*ty, (key, index));
+                        }
+                    }
+                    for func in resolve.interfaces[*id].functions.values() {
+                        self.exports.push(ExportFunc {
+                            key: Some(key),
+                            func,
+                            side: Side::Export,
+                        });
+                    }
+                }
+                WorldItem::Type { .. } => {}
+            }
+        }
+        // World-level exports come first in `export_funcs`.
+        self.exports.sort_by_key(|e| e.side);
+
+        // Types reachable from imports and from world-level exports.
+        let mut live = LiveTypes::default();
+        let mut owners: HashMap<InterfaceId, &WorldKey> = HashMap::new();
+        for (key, item) in world.imports.iter() {
+            live.add_world_item(resolve, item);
+            if let WorldItem::Interface { id, .. } = item {
+                owners.insert(*id, key);
+            }
+        }
+        for item in world.exports.values() {
+            if let WorldItem::Function(func) = item {
+                live.add_func(resolve, func);
+            }
+        }
+        for id in live.iter() {
+            self.register(Side::Import, &owners, id);
+        }
+
+        // Exported interfaces see the imported types they use plus their own
+        // (a second registration when the interface is also imported).
+        let kept = imported_types_used_by_exports(resolve, self.world);
+        let mut export_codes: HashMap<TypeId, Code> = self.codes[0]
+            .iter()
+            .filter(|(id, _)| kept.contains(**id))
+            .map(|(id, code)| (*id, *code))
+            .collect();
+        for (id, (_, index)) in &export_resources {
+            export_codes.insert(*id, Code::new(Kind::Own, *index));
+        }
+        self.codes[1] = export_codes;
+        let mut live = LiveTypes::default();
+        let mut owners: HashMap<InterfaceId, &WorldKey> = HashMap::new();
+        for (key, item) in world.exports.iter() {
+            if let WorldItem::Interface { id, .. } = item {
+                live.add_world_item(resolve, item);
+                owners.insert(*id, key);
+            }
+        }
+        for id in live.iter() {
+            if self.codes[1].contains_key(&id) && !export_resources.contains_key(&id) {
+                continue;
+            }
+            self.register(Side::Export, &owners, id);
+            if let Some((key, index)) = export_resources.get(&id) {
+                self.exported_resources.push(ExportedResource {
+                    key,
+                    id,
+                    index: *index,
+                });
+            }
+        }
+
+        let exports = std::mem::take(&mut self.exports);
+        for export in &exports {
+            let side = export.side;
+            let func = export.func;
+            self.metadata.export_funcs.push(metadata::ExportFunc {
+                interface: export.key.map(|k| resolve.name_world_key(k)),
+                name: func.name.clone(),
+                params: func.params.iter().map(|p| self.code(side, &p.ty)).collect(),
+                result: func.result.map(|t| self.code(side, &t)),
+            });
+        }
+        self.exports = exports;
+        for (i, import) in self.imports.iter().enumerate() {
+            let func = import.func;
+            self.metadata.import_funcs.push(metadata::ImportFunc {
+                interface: import.key.map(|k| resolve.name_world_key(k)),
+                name: func.name.clone(),
+                adapter: i as u32,
+                params: func
+                    .params
+                    .iter()
+                    .map(|p| self.code(Side::Import, &p.ty))
+                    .collect(),
+                result: func.result.map(|t| self.code(Side::Import, &t)),
+            });
+        }
+    }
+
+    fn import_func(&mut self, key: Option<&'a WorldKey>, func: &'a Function) {
+        let resolve = self.resolve;
+        let (module, name) = resolve.wasm_import_name(
+            MANGLING,
+            wit_parser::WasmImport::Func {
+                interface: key,
+                func,
+            },
+        );
+        let sig = resolve.wasm_signature(wit_parser::abi::AbiVariant::GuestImport, func);
+        self.imports.push(ImportFunc {
+            key,
+            func,
+            import: self.host_imports.len(),
+        });
+        self.host_imports.push(HostImport {
+            module,
+            name,
+            params: abi::val_types(&sig.params),
+            results: abi::val_types(&sig.results),
+            in_table: false,
+        });
+    }
+
+    fn resource_intrinsic(
+        &mut self,
+        key: Option<&WorldKey>,
+        id: TypeId,
+        intrinsic: wit_parser::ResourceIntrinsic,
+        results: usize,
+    ) -> FuncRef {
+        let (module, name) = self.resolve.wasm_import_name(
+            MANGLING,
+            wit_parser::WasmImport::ResourceIntrinsic {
+                interface: key,
+                resource: id,
+                intrinsic,
+            },
+        );
+        let index = self.host_imports.len() as u32;
+        self.host_imports.push(HostImport {
+            module,
+            name,
+            params: vec![wasm_encoder::ValType::I32],
+            results: vec![wasm_encoder::ValType::I32; results],
+            in_table: true,
+        });
+        FuncRef::HostImport(index)
+    }
+
+    fn imported_resource(&mut self, key: Option<&WorldKey>, id: TypeId) {
+        if !matches!(self.resolve.types[id].kind, TypeDefKind::Resource) {
+            return;
+        }
+        use wit_parser::ResourceIntrinsic as R;
+        let drop = self.resource_intrinsic(key, id, R::ImportedDrop, 0);
+        let index = self.metadata.resources.len() as u32;
+        self.metadata.resources.push(metadata::Resource {
+            interface: key.map(|k| self.resolve.name_world_key(k)),
+            name: self.resolve.types[id].name.clone().unwrap(),
+            drop,
+            new: FuncRef::Null,
+            rep: FuncRef::Null,
+        });
+        self.codes[0].insert(id, Code::new(Kind::Own, index));
+    }
+
+    fn exported_resource(&mut self, key: &WorldKey, id: TypeId) -> Option<u32> {
+        if !matches!(self.resolve.types[id].kind, TypeDefKind::Resource) {
+            return None;
+        }
+        use wit_parser::ResourceIntrinsic as R;
+        let drop = self.resource_intrinsic(Some(key), id, R::ExportedDrop, 0);
+        let new = self.resource_intrinsic(Some(key), id, R::ExportedNew, 1);
+        let rep = self.resource_intrinsic(Some(key), id, R::ExportedRep, 1);
+        let index = self.metadata.resources.len() as u32;
+        self.metadata.resources.push(metadata::Resource {
+            interface: Some(self.resolve.name_world_key(key)),
+            name: self.resolve.types[id].name.clone().unwrap(),
+            drop,
+            new,
+            rep,
+        });
+        Some(index)
+    }
+
+    /// Appends the metadata entry of `id` and records its code for `side`.
+    fn register(&mut self, side: Side, owners: &HashMap<InterfaceId, &WorldKey>, id: TypeId) {
+        let resolve = self.resolve;
+        let def = &resolve.types[id];
+        let interface = owner_interface(resolve, id).and_then(|i| match owners.get(&i) {
+            Some(key) => Some(resolve.name_world_key(key)),
+            None => resolve.id_of(i),
+        });
+        let name = def.name.clone();
+        let codes = &self.codes[side as usize];
+        let code = |ty: &Type| code_in(codes, ty);
+        let m = &mut self.metadata;
+        let code = match &def.kind {
+            TypeDefKind::Record(r) => m.push_record(
+                interface,
+                name.unwrap(),
+                r.fields
+                    .iter()
+                    .map(|f| (f.name.clone(), code(&f.ty)))
+                    .collect(),
+            ),
+            TypeDefKind::Flags(f) => m.push_flags(
+                interface,
+                name.unwrap(),
+                f.flags.iter().map(|f| f.name.clone()).collect(),
+            ),
+            TypeDefKind::Tuple(t) => {
+                m.push_tuple(interface, name, t.types.iter().map(code).collect())
+            }
+            TypeDefKind::Variant(v) => m.push_variant(
+                interface,
+                name.unwrap(),
+                v.cases
+                    .iter()
+                    .map(|c| (c.name.clone(), c.ty.as_ref().map(code)))
+                    .collect(),
+            ),
+            TypeDefKind::Enum(e) => m.push_enum(
+                interface,
+                name.unwrap(),
+                e.cases.iter().map(|c| c.name.clone()).collect(),
+            ),
+            TypeDefKind::Option(t) => m.push_option(interface, name, code(t)),
+            TypeDefKind::Result(r) => m.push_result(
+                interface,
+                name,
+                r.ok.as_ref().map(code),
+                r.err.as_ref().map(code),
+            ),
+            TypeDefKind::List(t) => m.push_list(interface, name, code(t)),
+            TypeDefKind::Map(k, v) => m.push_map(interface, name, code(k), code(v)),
+            TypeDefKind::FixedLengthList(t, n) => {
+                m.push_fixed_length_list(interface, name, *n, code(t))
+            }
+            TypeDefKind::Type(t) => m.push_alias(interface, name.unwrap(), code(t)),
+            TypeDefKind::Resource => codes[&id],
+            TypeDefKind::Handle(Handle::Own(r)) => {
+                Code::new(Kind::Own, codes[&dealias(resolve, *r)].index())
+            }
+            TypeDefKind::Handle(Handle::Borrow(r)) => {
+                Code::new(Kind::Borrow, codes[&dealias(resolve, *r)].index())
+            }
+            // Refused by `check_supported`.
+            TypeDefKind::Future(_) | TypeDefKind::Stream(_) | TypeDefKind::Unknown => {
+                unreachable!("checked before planning")
+            }
+        };
+        self.codes[side as usize].insert(id, code);
+    }
+}
+
+/// The code of `ty`, given the codes registered so far for one side.
+fn code_in(codes: &HashMap<TypeId, Code>, ty: &Type) -> Code {
+    metadata::primitive_code(ty).unwrap_or_else(|| match ty {
+        Type::Id(id) => codes[id],
+        _ => unreachable!("every type but `Id` has a primitive code"),
+    })
+}
+
+fn owner_interface(resolve: &Resolve, id: TypeId) -> Option<InterfaceId> {
+    match resolve.types[id].owner {
+        TypeOwner::Interface(i) => Some(i),
+        _ => None,
+    }
+}
+
+fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
+    while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
+        id = next;
+    }
+    id
+}
+
+fn is_async(func: &Function) -> bool {
+    matches!(
+        func.kind,
+        FunctionKind::AsyncFreestanding
+            | FunctionKind::AsyncMethod(_)
+            | FunctionKind::AsyncStatic(_)
+    )
+}
+
+/// `` `f` `` or `` `f` in interface `a:b/c` `` for error messages.
+fn describe(resolve: &Resolve, key: Option<&WorldKey>, func: &Function) -> String {
+    match key {
+        Some(key) => format!(
+            "`{}` in interface `{}`",
+            func.name,
+            resolve.name_world_key(key)
+        ),
+        None => format!("`{}`", func.name),
+    }
+}
+
+/// Names the first future or stream reachable from `ty`.
+fn async_type(resolve: &Resolve, ty: &Type) -> Option<String> {
+    find_type(resolve, ty, &mut BTreeSet::new(), &|kind| match kind {
+        TypeDefKind::Future(_) => Some("a `future`".to_string()),
+        TypeDefKind::Stream(_) => Some("a `stream`".to_string()),
+        _ => None,
+    })
+}
+
+/// Names the first type reachable from `ty` that cannot cross the ABI.
+fn unsupported_in_signature(resolve: &Resolve, ty: &Type) -> Option<String> {
+    if let Type::ErrorContext = ty {
+        return Some("`error-context`".to_string());
+    }
+    find_type(resolve, ty, &mut BTreeSet::new(), &|kind| match kind {
+        TypeDefKind::Future(_) => Some("a `future`".to_string()),
+        TypeDefKind::Stream(_) => Some("a `stream`".to_string()),
+        TypeDefKind::FixedLengthList(_, n) => Some(format!("a fixed-length list (`list<_, {n}>`)")),
+        _ => None,
+    })
+    .or_else(|| contains_error_context(resolve, ty).then(|| "`error-context`".to_string()))
+}
+
+fn find_type(
+    resolve: &Resolve,
+    ty: &Type,
+    seen: &mut BTreeSet<TypeId>,
+    pred: &dyn Fn(&TypeDefKind) -> Option<String>,
+) -> Option<String> {
+    let Type::Id(id) = ty else { return None };
+    if !seen.insert(*id) {
+        return None;
+    }
+    let kind = &resolve.types[*id].kind;
+    if let Some(found) = pred(kind) {
+        return Some(found);
+    }
+    children(kind)
+        .iter()
+        .find_map(|t| find_type(resolve, t, seen, pred))
+}
+
+fn contains_error_context(resolve: &Resolve, ty: &Type) -> bool {
+    match ty {
+        Type::ErrorContext => true,
+        Type::Id(id) => children(&resolve.types[*id].kind)
+            .iter()
+            .any(|t| contains_error_context(resolve, t)),
+        _ => false,
+    }
+}
+
+/// The types directly nested in a type definition (handles excluded: a
+/// resource's own definition holds no values).
+fn children(kind: &TypeDefKind) -> Vec<Type> {
+    match kind {
+        TypeDefKind::Record(r) => r.fields.iter().map(|f| f.ty).collect(),
+        TypeDefKind::Tuple(t) => t.types.clone(),
+        TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty).collect(),
+        TypeDefKind::Option(t) | TypeDefKind::List(t) | TypeDefKind::Type(t) => vec![*t],
+        TypeDefKind::FixedLengthList(t, _) => vec![*t],
+        TypeDefKind::Result(r) => r.ok.iter().chain(r.err.iter()).copied().collect(),
+        TypeDefKind::Map(k, v) => vec![*k, *v],
+        TypeDefKind::Future(t) | TypeDefKind::Stream(t) => t.iter().copied().collect(),
+        TypeDefKind::Flags(_)
+        | TypeDefKind::Enum(_)
+        | TypeDefKind::Resource
+        | TypeDefKind::Handle(_)
+        | TypeDefKind::Unknown => Vec::new(),
+    }
+}
+
+/// Types owned by interfaces that are not exported but are used by exported
+/// interfaces: these keep their import-side registration for exports.
+fn imported_types_used_by_exports(resolve: &Resolve, world: WorldId) -> LiveTypes {
+    let mut exported = BTreeSet::new();
+    let mut used = LiveTypes::default();
+    for item in resolve.worlds[world].exports.values() {
+        if let WorldItem::Interface { id, .. } = item {
+            exported.insert(*id);
+            used.add_interface(resolve, *id);
+        }
+    }
+    let mut kept = LiveTypes::default();
+    for id in used.iter() {
+        if let Some(owner) = owner_interface(resolve, id)
+            && !exported.contains(&owner)
+        {
+            kept.add_interface(resolve, owner);
+        }
+    }
+    kept
+}

@@ -1,0 +1,369 @@
+//! Runtime round trips of WIT values through wasmtime (issue 4).
+//!
+//! Each test world imports and exports the same interfaces. Its bindings are
+//! linked with `libtestinterp.so` (fixtures/libs/libtestinterp), a generic
+//! interpreter that answers every export by calling the matching import with
+//! the same arguments and returning its result. The host calls the exports
+//! with random values, implements the imports, and checks that every value
+//! crosses the boundary unchanged in both directions and that nothing leaks
+//! (see `roundtrip/driver.rs`).
+//!
+//! Every world is built twice, with componentize's bindings and with
+//! wit-dylib 0.263's, and both run the same calls with the same values in
+//! lockstep: each must pass on its own, and after every call the
+//! interpreter's traces of the two (every push, pop, allocation and drop, in
+//! order, with type indices and values) must be identical.
+//!
+//! Worlds: the hand-written ones of fixtures/wit/roundtrip/, and mirror
+//! worlds built from wit-smith packages (`roundtrip/mirror.rs`).
+//!
+//! Needs the toolchain build: `bash toolchain/build.sh`.
+//!
+//! Environment:
+//!   COMPONENTIZE_ROUNDTRIP_WORLDS=n   random worlds (default 200)
+//!   COMPONENTIZE_ROUNDTRIP_SEED=n     run only the random world of seed n
+//!   COMPONENTIZE_ROUNDTRIP_CALLS=n    calls per random world (default 20)
+
+#[path = "roundtrip/component.rs"]
+mod component;
+#[path = "roundtrip/driver.rs"]
+mod driver;
+#[path = "roundtrip/mirror.rs"]
+mod mirror;
+#[path = "roundtrip/values.rs"]
+mod values;
+
+#[path = "common/reference.rs"]
+mod reference;
+#[path = "common/worlds.rs"]
+mod smith;
+
+use component::Generator;
+use driver::{Driver, Trace};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use values::Rng;
+use wasmtime::component::Component;
+use wit_parser::{Resolve, WorldId};
+
+const GENERATORS: [Generator; 2] = [Generator::Componentize, Generator::WitDylib];
+
+fn env_number(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+    )
+}
+
+#[derive(Default)]
+struct Stats {
+    calls: usize,
+    handles: usize,
+    build: Duration,
+}
+
+enum Outcome {
+    Passed(Stats),
+    Failed(String),
+    /// Both generators' components fail to link the same way: a limitation
+    /// of the linker, not of the bindings.
+    Unlinkable(String),
+}
+
+/// Where two traces first differ.
+fn trace_difference(a: &Trace, b: &Trace) -> String {
+    let first = a.lines.iter().zip(&b.lines).position(|(x, y)| x != y);
+    let at = match first {
+        Some(i) => format!(
+            "first difference at event {i}:\n  componentize: {}\n  wit-dylib:    {}",
+            a.lines[i], b.lines[i]
+        ),
+        None if a.lines.len() != b.lines.len() => {
+            let i = a.lines.len().min(b.lines.len());
+            let next = |t: &Trace| t.lines.get(i).cloned().unwrap_or_else(|| "(end)".into());
+            format!(
+                "first difference at event {i}:\n  componentize: {}\n  wit-dylib:    {}",
+                next(a),
+                next(b)
+            )
+        }
+        None => format!("the first {} events agree", a.lines.len()),
+    };
+    let context: Vec<&str> = match first {
+        Some(i) => a.lines[i.saturating_sub(6)..i]
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+        None => Vec::new(),
+    };
+    format!(
+        "componentize: {} events (hash {:016x}), wit-dylib: {} events (hash {:016x}); {at}\n  before it: {}",
+        a.count,
+        a.hash,
+        b.count,
+        b.hash,
+        context.join(" | ")
+    )
+}
+
+/// Picks the calls of a world, given its number of exports: (export, big).
+type Schedule = dyn Fn(&mut Rng, usize) -> Vec<(usize, bool)> + Sync;
+
+/// Whether both builds failed at linking with the same message (byte
+/// offsets aside).
+fn same_link_error(a: &anyhow::Error, b: &anyhow::Error) -> bool {
+    let strip = |e: &anyhow::Error| {
+        let s = format!("{e:#}");
+        match s.find(" (at offset") {
+            Some(i) => s[..i].to_string(),
+            None => s,
+        }
+    };
+    let (a, b) = (strip(a), strip(b));
+    a == b && a.starts_with("linking")
+}
+
+/// Builds `world` with both generators and runs the calls `schedule` picks
+/// (given the number of exports) on both, in lockstep.
+fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedule) -> Outcome {
+    let start = Instant::now();
+    let built: Vec<anyhow::Result<Component>> = GENERATORS
+        .iter()
+        .map(|g| component::build(resolve, world, *g))
+        .collect();
+    let build = start.elapsed();
+    let components = match (&built[0], &built[1]) {
+        (Ok(a), Ok(b)) => [a, b],
+        (Err(a), Err(b)) if same_link_error(a, b) => {
+            return Outcome::Unlinkable(format!("{a:#}"));
+        }
+        _ => {
+            let show = |r: &anyhow::Result<Component>| match r {
+                Ok(_) => "ok".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            return Outcome::Failed(format!(
+                "building: componentize: {}\nwit-dylib: {}",
+                show(&built[0]),
+                show(&built[1])
+            ));
+        }
+    };
+    let mut drivers = Vec::new();
+    for (g, c) in GENERATORS.iter().zip(components) {
+        match Driver::new(resolve, world, c, seed) {
+            Ok(d) => drivers.push(d),
+            Err(e) => return Outcome::Failed(format!("instantiating ({}): {e:#}", g.name())),
+        }
+    }
+    let [a, b] = &mut drivers[..] else {
+        unreachable!()
+    };
+    let traces = |a: &mut Driver<'_>, b: &mut Driver<'_>, after: &str| -> Result<(), String> {
+        let ta = a.take_trace().map_err(|e| format!("componentize: {e:#}"))?;
+        let tb = b.take_trace().map_err(|e| format!("wit-dylib: {e:#}"))?;
+        if ta.count != tb.count || ta.hash != tb.hash || ta.lines != tb.lines {
+            return Err(format!(
+                "the two bindings drive the interpreter differently {after}: {}",
+                trace_difference(&ta, &tb)
+            ));
+        }
+        Ok(())
+    };
+    if let Err(e) = traces(a, b, "while instantiating") {
+        return Outcome::Failed(e);
+    }
+    let mut rng = Rng::new(seed ^ 0x5ca1_ab1e);
+    for (e, big) in schedule(&mut rng, a.exports.len()) {
+        let what = a.exports[e].describe();
+        match (a.round(e, big), b.round(e, big)) {
+            (Ok(()), Ok(())) => {}
+            (ra, rb) => {
+                let show = |r: anyhow::Result<()>| match r {
+                    Ok(()) => "passed".to_string(),
+                    Err(e) => format!("FAILED: {e:#}"),
+                };
+                return Outcome::Failed(format!(
+                    "componentize {}\nwit-dylib {}",
+                    show(ra),
+                    show(rb)
+                ));
+            }
+        }
+        if let Err(e) = traces(a, b, &format!("in a call of {what}")) {
+            return Outcome::Failed(e);
+        }
+    }
+    Outcome::Passed(Stats {
+        calls: a.calls,
+        handles: a.handles,
+        build,
+    })
+}
+
+fn seed_of(name: &str) -> u64 {
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Every hand-written world: each export called 12 times, every fourth call
+/// with 10,000-element lists of scalars and strings and long strings.
+#[test]
+fn handwritten_worlds() {
+    let dir = componentize_testkit::repo_file("fixtures/wit/roundtrip");
+    let wit = componentize_generate::Wit::load(&dir, &Default::default()).unwrap();
+    let names = wit.world_names();
+    assert!(names.len() >= 6, "{names:?}");
+    let every_export = |_: &mut Rng, n: usize| -> Vec<(usize, bool)> {
+        (0..n)
+            .flat_map(|e| (0..12).map(move |round| (e, round % 4 == 3)))
+            .collect()
+    };
+    let mut failures = Vec::new();
+    for &name in &names {
+        let start = Instant::now();
+        let world = wit.world(Some(name)).unwrap();
+        match run_pair(&wit.resolve, world, seed_of(name), &every_export) {
+            Outcome::Passed(s) => eprintln!(
+                "{name}: ok, {} calls x 2 generators (build {:.1?}, total {:.1?})",
+                s.calls,
+                s.build,
+                start.elapsed()
+            ),
+            Outcome::Failed(e) | Outcome::Unlinkable(e) => {
+                eprintln!("{name}: FAILED");
+                failures.push(format!("world {name}: {e}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Mirror worlds of wit-smith packages (fixed seeds from 0): 20 calls each,
+/// cycling through the exports in a random order.
+#[test]
+fn random_worlds() {
+    let single = env_number("COMPONENTIZE_ROUNDTRIP_SEED");
+    let count = env_number("COMPONENTIZE_ROUNDTRIP_WORLDS").unwrap_or(200) as usize;
+    let calls = env_number("COMPONENTIZE_ROUNDTRIP_CALLS").unwrap_or(20) as usize;
+    let start = Instant::now();
+
+    // The worlds first (cheap), then the builds and runs on every core.
+    let mut worlds = Vec::new();
+    let mut declined = 0;
+    let seeds: Box<dyn Iterator<Item = u64>> = match single {
+        Some(s) => Box::new(std::iter::once(s)),
+        None => Box::new(0..),
+    };
+    for seed in seeds {
+        if worlds.len() >= count {
+            break;
+        }
+        match mirror::mirror_world(seed) {
+            Ok(Some(w)) if w.function_count() > 0 => worlds.push((seed, w)),
+            Ok(_) => {
+                declined += 1;
+                assert!(
+                    single.is_none(),
+                    "seed {seed} gives no world with functions"
+                );
+            }
+            Err(e) => panic!("seed {seed}: making the world: {e:#}"),
+        }
+    }
+
+    let schedule = move |rng: &mut Rng, n: usize| -> Vec<(usize, bool)> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rng.index(i + 1));
+        }
+        (0..calls).map(|i| (order[i % n], false)).collect()
+    };
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((seed, w)) = worlds.get(i) else {
+                        break;
+                    };
+                    let outcome = run_pair(&w.resolve, w.world, *seed, &schedule);
+                    if let Outcome::Failed(_) = outcome {
+                        eprintln!("seed {seed}: FAILED");
+                    }
+                    results.lock().unwrap().push((*seed, outcome));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(seed, _)| *seed);
+
+    let (mut calls_made, mut handles, mut with_handles, mut build) = (0, 0, 0, Duration::ZERO);
+    let mut failures = Vec::new();
+    let mut unlinkable = Vec::new();
+    for (seed, outcome) in &results {
+        match outcome {
+            Outcome::Passed(s) => {
+                calls_made += s.calls;
+                handles += s.handles;
+                with_handles += usize::from(s.handles > 0);
+                build += s.build;
+            }
+            Outcome::Unlinkable(e) => {
+                eprintln!("seed {seed}: skipped, neither component links: {e}");
+                unlinkable.push(*seed);
+            }
+            Outcome::Failed(e) => {
+                let world = worlds
+                    .iter()
+                    .find(|(s, _)| s == seed)
+                    .map(|(_, w)| w)
+                    .unwrap();
+                let wit = if failures.len() < 3 || single.is_some() {
+                    format!("\n--- WIT of seed {seed} ---\n{}", world.wit_text())
+                } else {
+                    String::new()
+                };
+                failures.push(format!(
+                    "seed {seed}: {e}\nreplay: COMPONENTIZE_ROUNDTRIP_SEED={seed} cargo test -p componentize-generate --test roundtrip random_worlds{wit}"
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{} random worlds ({declined} seeds declined, {} unlinkable: {unlinkable:?}) x 2 generators in {:.1?} \
+         on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator, \
+         {handles} handles in {with_handles} worlds; {} failed",
+        results.len(),
+        unlinkable.len(),
+        start.elapsed(),
+        failures.len()
+    );
+    let seeds: Vec<String> = failures
+        .iter()
+        .filter_map(|f| f.split(':').next().map(str::to_string))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} random worlds failed ({}):\n\n{}",
+        failures.len(),
+        results.len(),
+        seeds.join(", "),
+        failures.join("\n\n")
+    );
+}

@@ -1,0 +1,63 @@
+//! From a world to a compiled component: bindings (ours or wit-dylib's),
+//! shared-everything linking with the test interpreter and libc, and
+//! compilation with the test binary's shared engine (testkit).
+
+use anyhow::{Context, Result};
+use componentize_testkit::{LIBC, toolchain_file};
+use wasmtime::component::Component;
+use wit_parser::{Resolve, WorldId};
+
+/// Name of the interpreter library, as recorded in the bindings' `needed`.
+pub const INTERPRETER: &str = "libtestinterp.so";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Generator {
+    Componentize,
+    WitDylib,
+}
+
+impl Generator {
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Componentize => "componentize",
+            Generator::WitDylib => "wit-dylib",
+        }
+    }
+}
+
+/// The bindings module for `world`.
+pub fn bindings(resolve: &Resolve, world: WorldId, generator: Generator) -> Result<Vec<u8>> {
+    match generator {
+        Generator::Componentize => {
+            let mut options = componentize_generate::Options::default();
+            options.interpreter(INTERPRETER);
+            Ok(componentize_generate::generate(resolve, world, &options)?.into_wasm())
+        }
+        Generator::WitDylib => crate::reference::wit_dylib_bindings(resolve, world, INTERPRETER),
+    }
+}
+
+/// Links the bindings with the interpreter and libc. The interpreter comes
+/// first: it defines `cabi_realloc`, which the bindings import and re-export
+/// (the first library exporting a symbol wins).
+pub fn link(bindings: &[u8]) -> Result<Vec<u8>> {
+    let mut linker = wit_component::Linker::default();
+    linker.library(INTERPRETER, toolchain_file("lib/libtestinterp.so"), false)?;
+    linker.library("bindings.so", bindings, false)?;
+    linker.library("libc.so", toolchain_file(LIBC), false)?;
+    linker.encoder().validate(true);
+    linker.encode().context("linking the component")
+}
+
+/// Generates, links and compiles `world`.
+pub fn build(resolve: &Resolve, world: WorldId, generator: Generator) -> Result<Component> {
+    let bindings = bindings(resolve, world, generator)
+        .with_context(|| format!("generating bindings with {}", generator.name()))?;
+    let wasm = link(&bindings)?;
+    // Not `testkit::compile`: that keeps every component for the life of
+    // the test binary, and hundreds of random worlds are built here, each
+    // once. The engine's incremental cache still shares the libraries' code.
+    Component::new(componentize_testkit::engine(), &wasm)
+        .map_err(anyhow::Error::from)
+        .context("compiling the component")
+}

@@ -1,0 +1,816 @@
+//! The host side of a round trip.
+//!
+//! The world imports and exports the same interfaces; the test interpreter
+//! answers each export by calling the matching import (see the comment at
+//! the top of fixtures/libs/libtestinterp/testinterp.c). So for every checked
+//! call the host:
+//!   1. makes random arguments for the export and a random result for the
+//!      import, and records them as the pending call;
+//!   2. calls the export; the import (a dynamic host function) compares what
+//!      it receives with the arguments sent and returns the recorded result;
+//!   3. compares the export's result with that result;
+//!   4. drops every handle it still holds, asks the interpreter for its live
+//!      bytes (must be 0) and checks that the guest owns no host resource.
+//!
+//! Values are compared exactly: floats by their bits (wasmtime 48 does not
+//! canonicalize NaNs when lifting or lowering, so payloads must survive),
+//! flags as sets of names.
+//!
+//! Resources. Imported resources are host resources (`host_dynamic`, keyed
+//! by the WIT type id), each instance a fresh `rep`. Exported ones are made
+//! by calling the resource's exported constructor: the interpreter forwards
+//! that to the imported constructor, whose (host) result it wraps in an
+//! instance of the exported resource, so every guest handle stands for one
+//! host rep. Handles sent are matched against the reps received.
+
+use crate::values::Rng;
+use anyhow::{Context, Result, bail};
+use std::collections::{BTreeSet, HashSet};
+use wasmtime::component::{
+    Component, Func, ResourceAny, ResourceDynamic, ResourceTable, ResourceType, Val,
+    types::ComponentFunc,
+};
+use wasmtime::{AsContextMut, Store, StoreContextMut};
+use wasmtime_wasi::WasiCtx;
+use wit_parser::{
+    Function, FunctionKind, Handle, InterfaceId, Resolve, Type, TypeDefKind, TypeId, TypeOwner,
+    WorldId, WorldItem,
+};
+
+pub const DEBUG_INTERFACE: &str = "componentize:test/debug";
+
+/// The store's host: WASI plus [`State`].
+type HostState = componentize_testkit::Host<State>;
+
+/// What the host tracks across calls.
+pub struct State {
+    pending: Option<Pending>,
+    /// Handles the host sent or holds, with the rep of the host resource
+    /// each stands for.
+    known: Vec<(ResourceAny, u32)>,
+    /// Owned handles the host holds; dropped after each checked call.
+    held: Vec<ResourceAny>,
+    /// Reps of host resources currently owned by the guest.
+    outstanding: BTreeSet<u32>,
+    next_rep: u32,
+    /// Problems seen outside a pending call (destructors).
+    errors: Vec<String>,
+}
+
+/// The import call expected while an export runs.
+struct Pending {
+    interface: Option<String>,
+    name: String,
+    args: Vec<Val>,
+    result: Option<Val>,
+    called: bool,
+    errors: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    /// Export arguments, as received by the import.
+    Args,
+    /// The import's result, as returned by the export.
+    Result,
+}
+
+/// wasmtime's error as an `anyhow` one (for `.context`).
+fn wt<T>(r: wasmtime::Result<T>) -> Result<T> {
+    r.map_err(anyhow::Error::from)
+}
+
+fn describe(interface: &Option<String>, name: &str) -> String {
+    match interface {
+        Some(i) => format!("{i}#{name}"),
+        None => name.to_string(),
+    }
+}
+
+fn short(v: &impl std::fmt::Debug) -> String {
+    let mut s = format!("{v:?}");
+    if s.len() > 400 {
+        let mut cut = 400;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
+/// Compares a value sent with the value that came out on the other side.
+fn compare(
+    store: &mut StoreContextMut<'_, HostState>,
+    sent: &Val,
+    got: &Val,
+    dir: Dir,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
+    let mut differ = || errors.push(format!("{path}: sent {}, got {}", short(sent), short(got)));
+    match (sent, got) {
+        (Val::Float32(a), Val::Float32(b)) if a.to_bits() != b.to_bits() => errors.push(format!(
+            "{path}: sent f32 0x{:08x}, got f32 0x{:08x}",
+            a.to_bits(),
+            b.to_bits()
+        )),
+        (Val::Float64(a), Val::Float64(b)) if a.to_bits() != b.to_bits() => errors.push(format!(
+            "{path}: sent f64 0x{:016x}, got f64 0x{:016x}",
+            a.to_bits(),
+            b.to_bits()
+        )),
+        (Val::Bool(a), Val::Bool(b)) if a == b => {}
+        (Val::U8(a), Val::U8(b)) if a == b => {}
+        (Val::S8(a), Val::S8(b)) if a == b => {}
+        (Val::U16(a), Val::U16(b)) if a == b => {}
+        (Val::S16(a), Val::S16(b)) if a == b => {}
+        (Val::U32(a), Val::U32(b)) if a == b => {}
+        (Val::S32(a), Val::S32(b)) if a == b => {}
+        (Val::U64(a), Val::U64(b)) if a == b => {}
+        (Val::S64(a), Val::S64(b)) if a == b => {}
+        (Val::Float32(_), Val::Float32(_)) | (Val::Float64(_), Val::Float64(_)) => {}
+        (Val::Char(a), Val::Char(b)) if a == b => {}
+        (Val::String(a), Val::String(b)) if a == b => {}
+        (Val::Enum(a), Val::Enum(b)) if a == b => {}
+        (Val::Flags(a), Val::Flags(b)) => {
+            let a: BTreeSet<&String> = a.iter().collect();
+            let b: BTreeSet<&String> = b.iter().collect();
+            if a != b {
+                differ();
+            }
+        }
+        (Val::List(a), Val::List(b)) | (Val::Tuple(a), Val::Tuple(b)) => {
+            if a.len() != b.len() {
+                return differ();
+            }
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                compare(store, x, y, dir, &format!("{path}[{i}]"), errors);
+            }
+        }
+        (Val::Map(a), Val::Map(b)) => {
+            if a.len() != b.len() {
+                return differ();
+            }
+            for (i, ((k1, v1), (k2, v2))) in a.iter().zip(b).enumerate() {
+                compare(store, k1, k2, dir, &format!("{path}.key[{i}]"), errors);
+                compare(store, v1, v2, dir, &format!("{path}.value[{i}]"), errors);
+            }
+        }
+        (Val::Record(a), Val::Record(b)) => {
+            if a.len() != b.len() || a.iter().zip(b).any(|((x, _), (y, _))| x != y) {
+                return differ();
+            }
+            for ((name, x), (_, y)) in a.iter().zip(b) {
+                compare(store, x, y, dir, &format!("{path}.{name}"), errors);
+            }
+        }
+        (Val::Variant(n, x), Val::Variant(m, y)) => {
+            if n != m {
+                return differ();
+            }
+            compare_payload(store, x, y, dir, &format!("{path}<{n}>"), errors);
+        }
+        (Val::Option(x), Val::Option(y)) => compare_payload(store, x, y, dir, path, errors),
+        (Val::Result(Ok(x)), Val::Result(Ok(y))) => {
+            compare_payload(store, x, y, dir, &format!("{path}<ok>"), errors)
+        }
+        (Val::Result(Err(x)), Val::Result(Err(y))) => {
+            compare_payload(store, x, y, dir, &format!("{path}<err>"), errors)
+        }
+        (Val::Resource(s), Val::Resource(g)) => compare_resource(store, *s, *g, dir, path, errors),
+        _ => differ(),
+    }
+}
+
+fn compare_payload(
+    store: &mut StoreContextMut<'_, HostState>,
+    sent: &Option<Box<Val>>,
+    got: &Option<Box<Val>>,
+    dir: Dir,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
+    match (sent, got) {
+        (None, None) => {}
+        (Some(x), Some(y)) => compare(store, x, y, dir, path, errors),
+        _ => errors.push(format!("{path}: sent {}, got {}", short(sent), short(got))),
+    }
+}
+
+/// A handle sent stands for a host rep; what came out must carry it.
+fn compare_resource(
+    store: &mut StoreContextMut<'_, HostState>,
+    sent: ResourceAny,
+    got: ResourceAny,
+    dir: Dir,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
+    let Some(pos) = store.data().data.known.iter().position(|(r, _)| *r == sent) else {
+        return errors.push(format!("{path}: the host sent a handle it does not know"));
+    };
+    let rep = store.data().data.known[pos].1;
+    // Handles passed as `own` are gone from the host's side now; a borrowed
+    // one stays known (and held) until the end of the checked call.
+    if dir == Dir::Result || got.owned() {
+        let st = &mut store.data_mut().data;
+        st.known.remove(pos);
+        if let Some(i) = st.held.iter().position(|r| *r == sent) {
+            st.held.remove(i);
+        }
+    }
+    match ResourceDynamic::try_from_resource_any(got, &mut *store) {
+        Ok(host) => {
+            if host.rep() != rep {
+                errors.push(format!(
+                    "{path}: handle for host resource #{rep} came out as #{}",
+                    host.rep()
+                ));
+            }
+            if host.owned() && !store.data_mut().data.outstanding.remove(&host.rep()) {
+                errors.push(format!(
+                    "{path}: host resource #{} came back but the guest did not own it",
+                    host.rep()
+                ));
+            }
+        }
+        // A handle of a resource the guest exports: it wraps host `rep`.
+        Err(_) if dir == Dir::Result && got.owned() => {
+            let st = &mut store.data_mut().data;
+            st.known.push((got, rep));
+            st.held.push(got);
+        }
+        Err(_) => errors.push(format!(
+            "{path}: the import received a handle of a guest resource"
+        )),
+    }
+}
+
+/// The host function standing for import `name` of `interface`.
+fn import_func(
+    interface: Option<String>,
+    name: String,
+) -> impl Fn(StoreContextMut<'_, HostState>, ComponentFunc, &[Val], &mut [Val]) -> wasmtime::Result<()>
++ Send
++ Sync
++ 'static {
+    move |mut store, _ty, params, results| {
+        let what = describe(&interface, &name);
+        let Some(mut p) = store.data_mut().data.pending.take() else {
+            wasmtime::bail!("import {what} called outside a checked call");
+        };
+        if p.interface != interface || p.name != name || p.called {
+            let msg = format!(
+                "import {what} called while expecting {}{}",
+                describe(&p.interface, &p.name),
+                if p.called { " (already called)" } else { "" }
+            );
+            p.errors.push(msg.clone());
+            store.data_mut().data.pending = Some(p);
+            wasmtime::bail!("{msg}");
+        }
+        p.called = true;
+        if params.len() != p.args.len() {
+            p.errors.push(format!(
+                "import {what}: {} arguments, sent {}",
+                params.len(),
+                p.args.len()
+            ));
+        }
+        let mut errors = Vec::new();
+        for (i, (sent, got)) in p.args.iter().zip(params).enumerate() {
+            compare(
+                &mut store,
+                sent,
+                got,
+                Dir::Args,
+                &format!("argument {i}"),
+                &mut errors,
+            );
+        }
+        p.errors.extend(errors);
+        if let (Some(r), Some(slot)) = (&p.result, results.first_mut()) {
+            *slot = r.clone();
+        }
+        store.data_mut().data.pending = Some(p);
+        Ok(())
+    }
+}
+
+/// What the interpreter saw: the number of events, a hash of them all and
+/// the first ones as text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Trace {
+    pub count: u64,
+    pub hash: u64,
+    pub lines: Vec<String>,
+}
+
+/// An export of the world and how to call it.
+pub struct Export {
+    /// World key of the interface, `None` for world-level functions.
+    pub interface: Option<String>,
+    pub interface_id: Option<InterfaceId>,
+    pub func: Function,
+    /// Name of the import that answers it (`x-import` for world-level `x`).
+    pub import_name: String,
+    handle: Func,
+}
+
+impl Export {
+    pub fn describe(&self) -> String {
+        describe(&self.interface, &self.func.name)
+    }
+}
+
+pub struct Driver<'r> {
+    resolve: &'r Resolve,
+    exported: HashSet<InterfaceId>,
+    store: Store<HostState>,
+    pub exports: Vec<Export>,
+    live_bytes: Func,
+    trace: Func,
+    pub rng: Rng,
+    /// Lists of scalars and strings get 10,000 elements, strings up to 3,000
+    /// characters.
+    big: bool,
+    /// Elements left to generate in this call (keeps nesting bounded).
+    budget: usize,
+    constructing: u32,
+    /// Checked calls made (constructor calls included).
+    pub calls: usize,
+    /// Handles made for arguments and results.
+    pub handles: usize,
+}
+
+fn owner(resolve: &Resolve, id: TypeId) -> Option<InterfaceId> {
+    match resolve.types[id].owner {
+        TypeOwner::Interface(i) => Some(i),
+        _ => None,
+    }
+}
+
+fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
+    while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
+        id = next;
+    }
+    id
+}
+
+/// Whether `ty` is a scalar or a string (gets long lists in big mode).
+fn is_small(resolve: &Resolve, ty: &Type) -> bool {
+    match ty {
+        Type::Id(id) => match &resolve.types[*id].kind {
+            TypeDefKind::Type(t) => is_small(resolve, t),
+            _ => false,
+        },
+        _ => true,
+    }
+}
+
+impl<'r> Driver<'r> {
+    /// Instantiates `component` (built from `world`) with host functions for
+    /// every import.
+    pub fn new(
+        resolve: &'r Resolve,
+        world: WorldId,
+        component: &Component,
+        seed: u64,
+    ) -> Result<Self> {
+        let engine = component.engine();
+        let mut linker = componentize_testkit::linker::<State>();
+        let w = &resolve.worlds[world];
+        for (key, item) in &w.imports {
+            match item {
+                WorldItem::Interface { id, .. } => {
+                    let name = resolve.name_world_key(key);
+                    let iface = &resolve.interfaces[*id];
+                    let mut inst = linker.instance(&name)?;
+                    for (tname, ty) in &iface.types {
+                        if let TypeDefKind::Resource = resolve.types[*ty].kind {
+                            inst.resource(
+                                tname,
+                                ResourceType::host_dynamic(ty.index() as u32),
+                                |mut store, rep| {
+                                    let st = &mut store.data_mut().data;
+                                    if !st.outstanding.remove(&rep) {
+                                        st.errors.push(format!(
+                                            "destructor of host resource #{rep}, which the guest did not own"
+                                        ));
+                                    }
+                                    Ok(())
+                                },
+                            )?;
+                        }
+                    }
+                    for f in iface.functions.values() {
+                        inst.func_new(&f.name, import_func(Some(name.clone()), f.name.clone()))?;
+                    }
+                }
+                WorldItem::Function(f) => {
+                    linker
+                        .root()
+                        .func_new(&f.name, import_func(None, f.name.clone()))?;
+                }
+                WorldItem::Type { id, .. } => {
+                    if let TypeDefKind::Resource = resolve.types[*id].kind {
+                        bail!("world-level resources are not supported by the harness");
+                    }
+                }
+            }
+        }
+
+        let mut store = Store::new(
+            engine,
+            HostState {
+                // The interpreter's own diagnostics go to the test's stderr.
+                wasi: WasiCtx::builder().inherit_stderr().build(),
+                table: ResourceTable::new(),
+                data: State {
+                    pending: None,
+                    known: Vec::new(),
+                    held: Vec::new(),
+                    outstanding: BTreeSet::new(),
+                    next_rep: 0,
+                    errors: Vec::new(),
+                },
+            },
+        );
+        let instance = wt(linker.instantiate(&mut store, component)).context("instantiating")?;
+
+        let mut exports = Vec::new();
+        let mut exported = HashSet::new();
+        let mut live_bytes = None;
+        let mut trace = None;
+        for (key, item) in &w.exports {
+            match item {
+                WorldItem::Interface { id, .. } => {
+                    let name = resolve.name_world_key(key);
+                    let index = instance
+                        .get_export_index(&mut store, None, &name)
+                        .with_context(|| format!("no export {name}"))?;
+                    let lookup = |store: &mut Store<HostState>, f: &str| -> Result<Func> {
+                        let i = instance
+                            .get_export_index(&mut *store, Some(&index), f)
+                            .with_context(|| format!("no export {name}#{f}"))?;
+                        instance
+                            .get_func(&mut *store, i)
+                            .with_context(|| format!("{name}#{f} is not a function"))
+                    };
+                    if name == DEBUG_INTERFACE {
+                        live_bytes = Some(lookup(&mut store, "live-bytes")?);
+                        trace = Some(lookup(&mut store, "trace")?);
+                        continue;
+                    }
+                    exported.insert(*id);
+                    for f in resolve.interfaces[*id].functions.values() {
+                        exports.push(Export {
+                            interface: Some(name.clone()),
+                            interface_id: Some(*id),
+                            func: f.clone(),
+                            import_name: f.name.clone(),
+                            handle: lookup(&mut store, &f.name)?,
+                        });
+                    }
+                }
+                WorldItem::Function(f) => {
+                    let import_name = format!("{}-import", f.name);
+                    let mirrored = w
+                        .imports
+                        .values()
+                        .any(|i| matches!(i, WorldItem::Function(g) if g.name == import_name));
+                    if !mirrored {
+                        continue;
+                    }
+                    let handle = instance
+                        .get_func(&mut store, f.name.as_str())
+                        .with_context(|| format!("no export {}", f.name))?;
+                    exports.push(Export {
+                        interface: None,
+                        interface_id: None,
+                        func: f.clone(),
+                        import_name,
+                        handle,
+                    });
+                }
+                WorldItem::Type { .. } => {}
+            }
+        }
+        Ok(Driver {
+            resolve,
+            exported,
+            store,
+            exports,
+            live_bytes: live_bytes
+                .with_context(|| format!("the world does not export {DEBUG_INTERFACE}"))?,
+            trace: trace.unwrap(),
+            rng: Rng::new(seed),
+            big: false,
+            budget: 0,
+            constructing: 0,
+            calls: 0,
+            handles: 0,
+        })
+    }
+
+    /// One checked call of export `e` with fresh random arguments, then the
+    /// leak checks.
+    pub fn round(&mut self, e: usize, big: bool) -> Result<()> {
+        self.big = big;
+        self.budget = if big { 120_000 } else { 600 };
+        let result = self.args(e).and_then(|args| {
+            let shown = short(&args);
+            self.checked_call(e, args)
+                .with_context(|| format!("arguments {shown}"))
+        });
+        let cleanup = self.cleanup();
+        result.with_context(|| format!("checked call of {}", self.exports[e].describe()))?;
+        cleanup
+    }
+
+    fn args(&mut self, e: usize) -> Result<Vec<Val>> {
+        let params: Vec<Type> = self.exports[e].func.params.iter().map(|p| p.ty).collect();
+        let guest_view = self.exports[e].interface_id.is_some();
+        params.iter().map(|t| self.make(t, guest_view)).collect()
+    }
+
+    /// Calls export `e`, expecting its mirror import to see `args`; returns
+    /// the export's result.
+    fn checked_call(&mut self, e: usize, args: Vec<Val>) -> Result<Option<Val>> {
+        self.calls += 1;
+        let result = match self.exports[e].func.result {
+            Some(t) => Some(self.make(&t, false)?),
+            None => None,
+        };
+        let export = &self.exports[e];
+        self.store.data_mut().data.pending = Some(Pending {
+            interface: export.interface.clone(),
+            name: export.import_name.clone(),
+            args: args.clone(),
+            result: result.clone(),
+            called: false,
+            errors: Vec::new(),
+        });
+        let mut results = vec![Val::Bool(false); usize::from(result.is_some())];
+        let outcome = export.handle.call(&mut self.store, &args, &mut results);
+        let pending = self.store.data_mut().data.pending.take();
+        let mut errors = pending
+            .as_ref()
+            .map(|p| p.errors.clone())
+            .unwrap_or_default();
+        if let Err(e) = outcome {
+            errors.push(format!("the call failed: {e:?}"));
+            bail!("{}", errors.join("\n"));
+        }
+        if !pending.is_some_and(|p| p.called) {
+            errors.push("the export returned without calling its mirror import".into());
+        }
+        if let (Some(sent), Some(got)) = (&result, results.first()) {
+            let mut store = self.store.as_context_mut();
+            compare(&mut store, sent, got, Dir::Result, "result", &mut errors);
+        }
+        if !errors.is_empty() {
+            bail!("{}", errors.join("\n"));
+        }
+        Ok(results.pop())
+    }
+
+    /// Drops every handle the host holds, then checks that the interpreter
+    /// has nothing allocated and that the guest owns no host resource.
+    fn cleanup(&mut self) -> Result<()> {
+        let held = std::mem::take(&mut self.store.data_mut().data.held);
+        for r in held {
+            wt(r.resource_drop(&mut self.store)).context("dropping a handle")?;
+        }
+        self.store.data_mut().data.known.clear();
+        let errors = std::mem::take(&mut self.store.data_mut().data.errors);
+        if !errors.is_empty() {
+            bail!("{}", errors.join("\n"));
+        }
+        let mut out = [Val::U64(0)];
+        wt(self.live_bytes.call(&mut self.store, &[], &mut out)).context("calling live-bytes")?;
+        match out[0] {
+            Val::U64(0) => {}
+            Val::U64(n) => bail!(
+                "the interpreter holds {} bytes after the call (leak, or a buffer freed with the wrong size)",
+                n as i64
+            ),
+            ref other => bail!("live-bytes returned {other:?}"),
+        }
+        let outstanding = std::mem::take(&mut self.store.data_mut().data.outstanding);
+        if !outstanding.is_empty() {
+            bail!("host resources still owned by the guest after the call: {outstanding:?}");
+        }
+        Ok(())
+    }
+
+    /// The interpreter's trace since the last call (see testinterp.c).
+    pub fn take_trace(&mut self) -> Result<Trace> {
+        let mut out = [Val::Bool(false)];
+        wt(self.trace.call(&mut self.store, &[], &mut out)).context("calling trace")?;
+        match &out[0] {
+            Val::Tuple(t) => match &t[..] {
+                [Val::U64(count), Val::U64(hash), Val::List(lines)] => Ok(Trace {
+                    count: *count,
+                    hash: *hash,
+                    lines: lines
+                        .iter()
+                        .map(|l| match l {
+                            Val::String(s) => s.clone(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect(),
+                }),
+                _ => bail!("trace returned {t:?}"),
+            },
+            other => bail!("trace returned {other:?}"),
+        }
+    }
+
+    /// A random value of `ty`. With `guest_view`, resources of exported
+    /// interfaces are the guest's (made with their constructor); otherwise
+    /// all resources are host resources.
+    fn make(&mut self, ty: &Type, guest_view: bool) -> Result<Val> {
+        let rng = &mut self.rng;
+        Ok(match ty {
+            Type::Bool => Val::Bool(rng.bool()),
+            Type::U8 => Val::U8(rng.u8()),
+            Type::S8 => Val::S8(rng.s8()),
+            Type::U16 => Val::U16(rng.u16()),
+            Type::S16 => Val::S16(rng.s16()),
+            Type::U32 => Val::U32(rng.u32()),
+            Type::S32 => Val::S32(rng.s32()),
+            Type::U64 => Val::U64(rng.u64()),
+            Type::S64 => Val::S64(rng.s64()),
+            Type::F32 => Val::Float32(rng.f32()),
+            Type::F64 => Val::Float64(rng.f64()),
+            Type::Char => Val::Char(rng.char()),
+            Type::String => {
+                let max = if self.big { 3000 } else { 24 };
+                let s = rng.string(max.min(self.budget));
+                self.budget = self.budget.saturating_sub(s.chars().count());
+                Val::String(s)
+            }
+            Type::ErrorContext => bail!("error-context is not supported"),
+            Type::Id(id) => self.make_def(*id, guest_view)?,
+        })
+    }
+
+    fn make_payload(&mut self, ty: Option<Type>, guest_view: bool) -> Result<Option<Box<Val>>> {
+        Ok(match ty {
+            Some(t) => Some(Box::new(self.make(&t, guest_view)?)),
+            None => None,
+        })
+    }
+
+    fn list_len(&mut self, elem: &Type) -> usize {
+        let n = if self.big && is_small(self.resolve, elem) {
+            match self.rng.below(4) {
+                0 => 0,
+                1 => self.rng.index(100),
+                _ => 10_000,
+            }
+        } else {
+            match self.rng.below(8) {
+                0 => 0,
+                1 => 1,
+                _ => self.rng.index(6),
+            }
+        };
+        let n = n.min(self.budget);
+        self.budget -= n;
+        n
+    }
+
+    fn make_def(&mut self, id: TypeId, guest_view: bool) -> Result<Val> {
+        let resolve = self.resolve;
+        Ok(match &resolve.types[id].kind {
+            TypeDefKind::Type(t) => self.make(t, guest_view)?,
+            TypeDefKind::Record(r) => Val::Record(
+                r.fields
+                    .iter()
+                    .map(|f| Ok((f.name.clone(), self.make(&f.ty, guest_view)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            TypeDefKind::Tuple(t) => Val::Tuple(
+                t.types
+                    .iter()
+                    .map(|t| self.make(t, guest_view))
+                    .collect::<Result<_>>()?,
+            ),
+            TypeDefKind::Flags(f) => {
+                let mode = self.rng.below(6);
+                Val::Flags(
+                    f.flags
+                        .iter()
+                        .filter(|_| match mode {
+                            0 => false,
+                            1 => true,
+                            _ => self.rng.bool(),
+                        })
+                        .map(|f| f.name.clone())
+                        .collect(),
+                )
+            }
+            TypeDefKind::Enum(e) => Val::Enum(e.cases[self.rng.index(e.cases.len())].name.clone()),
+            TypeDefKind::Variant(v) => {
+                let case = &v.cases[self.rng.index(v.cases.len())];
+                Val::Variant(case.name.clone(), self.make_payload(case.ty, guest_view)?)
+            }
+            TypeDefKind::Option(t) => Val::Option(if self.rng.chance(2, 3) {
+                Some(Box::new(self.make(t, guest_view)?))
+            } else {
+                None
+            }),
+            TypeDefKind::Result(r) => Val::Result(if self.rng.bool() {
+                Ok(self.make_payload(r.ok, guest_view)?)
+            } else {
+                Err(self.make_payload(r.err, guest_view)?)
+            }),
+            TypeDefKind::List(t) => {
+                let n = self.list_len(t);
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.make(t, guest_view)?);
+                }
+                Val::List(items)
+            }
+            TypeDefKind::Map(k, v) => {
+                let n = self.list_len(k);
+                let mut entries: Vec<(Val, Val)> = Vec::with_capacity(n);
+                let mut keys = HashSet::new();
+                for _ in 0..n.saturating_mul(2) {
+                    if entries.len() == n {
+                        break;
+                    }
+                    let key = self.make(k, guest_view)?;
+                    // Distinct keys: a map keeps the last of duplicates.
+                    if keys.insert(format!("{key:?}")) {
+                        let value = self.make(v, guest_view)?;
+                        entries.push((key, value));
+                    }
+                }
+                Val::Map(entries)
+            }
+            TypeDefKind::Resource => self.resource(id, true, guest_view)?,
+            TypeDefKind::Handle(Handle::Own(r)) => {
+                self.resource(dealias(resolve, *r), true, guest_view)?
+            }
+            TypeDefKind::Handle(Handle::Borrow(r)) => {
+                self.resource(dealias(resolve, *r), false, guest_view)?
+            }
+            other => bail!("values of {other:?} are not supported"),
+        })
+    }
+
+    /// A handle of resource `rid`: a fresh host resource, or, for a resource
+    /// the guest exports (seen from the guest's side), a new instance made
+    /// by its constructor.
+    fn resource(&mut self, rid: TypeId, own: bool, guest_view: bool) -> Result<Val> {
+        self.handles += 1;
+        let exported = owner(self.resolve, rid).is_some_and(|i| self.exported.contains(&i));
+        if guest_view && exported {
+            // Held until the end of the checked call; an `own` argument
+            // hands it over.
+            return Ok(Val::Resource(self.construct(rid)?));
+        }
+        let st = &mut self.store.data_mut().data;
+        st.next_rep += 1;
+        let rep = st.next_rep;
+        let r = ResourceDynamic::new_own(rep, rid.index() as u32)
+            .try_into_resource_any(&mut self.store)?;
+        let st = &mut self.store.data_mut().data;
+        st.known.push((r, rep));
+        if own {
+            st.outstanding.insert(rep);
+        } else {
+            st.held.push(r);
+        }
+        Ok(Val::Resource(r))
+    }
+
+    fn construct(&mut self, rid: TypeId) -> Result<ResourceAny> {
+        let iface = owner(self.resolve, rid);
+        let Some(e) = self.exports.iter().position(|x| {
+            x.interface_id == iface
+                && matches!(x.func.kind, FunctionKind::Constructor(r) if r == rid)
+        }) else {
+            bail!(
+                "exported resource `{}` has no constructor to make one with",
+                self.resolve.types[rid].name.as_deref().unwrap_or("?")
+            );
+        };
+        if self.constructing > 4 {
+            bail!("constructors nested too deeply");
+        }
+        self.constructing += 1;
+        let made = self.args(e).and_then(|args| self.checked_call(e, args));
+        self.constructing -= 1;
+        match made.with_context(|| format!("constructing with {}", self.exports[e].describe()))? {
+            Some(Val::Resource(r)) => Ok(r),
+            other => bail!("constructor returned {other:?}"),
+        }
+    }
+}

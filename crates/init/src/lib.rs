@@ -1,0 +1,240 @@
+//! Snapshot pre-initialization of a linked component in wasmtime.
+//!
+//! [`Init`] takes a component (typically the output of componentize's link
+//! stage) and an optional init call, and returns a component that behaves as
+//! if instantiation and the init call had already happened:
+//!
+//! 1. **Instrument**: every mutable global and memory of every core module
+//!    instance is made readable through accessor functions appended to the
+//!    component (no index moves).
+//! 2. **Run**: the instrumented component is instantiated in wasmtime with a
+//!    closed WASI sandbox (see [`Init::dir`], [`Init::env`]); instantiation
+//!    runs the libraries' constructors, then the init call runs: the
+//!    interpreter contract
+//!    ([`componentize_contract::INIT_INTERFACE`]) with a script
+//!    ([`Init::script`]) or any exported function ([`Init::init_func`]).
+//! 3. **Measure**: libc is asked to drop its host handles, the host checks
+//!    that no handle is left, and every global and memory is read.
+//! 4. **Rewrite** the original component: globals start at their measured
+//!    values, memories at their measured size with the non-zero bytes in
+//!    active data segments, start functions (constructors) are gone, and the
+//!    init export is removed.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! let linked = std::fs::read("app.wasm")?;
+//! let snapshot = componentize_init::Init::new(linked)
+//!     .script("app.lua", std::fs::read("app.lua")?)
+//!     .run()?;
+//! std::fs::write("app.init.wasm", &snapshot.wasm)?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+// The phases, in the order the data flows through them.
+mod instrument;
+mod parse;
+mod rewrite;
+mod run;
+mod snapshot;
+// Shared by them and public API.
+mod options;
+mod report;
+pub mod segments;
+
+pub use options::{
+    DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, EnvVar, Options, PreopenDir, parse_dir, parse_env,
+    parse_memory_limit, parse_timeout,
+};
+pub use report::{Failure, InitError, Snapshot, Stats, Timings};
+pub use run::{InitCall, Runtime};
+
+use anyhow::{Context, Result, anyhow};
+use snapshot::ModuleState;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A snapshot job: the component, the init call, the [`Options`] (sandbox
+/// and limits) and the [`Runtime`].
+///
+/// Defaults: no init call (only the constructors run) and
+/// [`Options::default`] (a closed sandbox, a timeout of [`DEFAULT_TIMEOUT`]
+/// and a memory limit of [`DEFAULT_MEMORY_LIMIT`]) on a fresh runtime.
+#[derive(Clone)]
+pub struct Init {
+    component: Vec<u8>,
+    call: Option<InitCall>,
+    options: Options,
+    runtime: Option<Runtime>,
+}
+
+impl Init {
+    /// A job for `component` (the bytes of a WebAssembly component).
+    pub fn new(component: impl Into<Vec<u8>>) -> Init {
+        Init {
+            component: component.into(),
+            call: None,
+            options: Options::default(),
+            runtime: None,
+        }
+    }
+
+    /// Runs `source` through the interpreter's init contract
+    /// ([`componentize_contract::INIT_INTERFACE`]); the export is removed
+    /// from the output unless [`Init::keep_init_export`].
+    pub fn script(&mut self, name: impl Into<String>, source: impl Into<Vec<u8>>) -> &mut Self {
+        self.call(Some(InitCall::Script {
+            name: name.into(),
+            source: source.into(),
+        }))
+    }
+
+    /// Calls an exported function (see [`InitCall::Func`]); its export is
+    /// removed from the output unless [`Init::keep_init_export`].
+    pub fn init_func(&mut self, call: impl Into<String>) -> &mut Self {
+        self.call(Some(InitCall::Func(call.into())))
+    }
+
+    /// Sets the init call (`None`: only the constructors run).
+    pub fn call(&mut self, call: Option<InitCall>) -> &mut Self {
+        self.call = call;
+        self
+    }
+
+    /// Replaces all options (sandbox, limits, keeping the init export).
+    pub fn options(&mut self, options: Options) -> &mut Self {
+        self.options = options;
+        self
+    }
+
+    /// Keeps the init export in the output (default: removed).
+    pub fn keep_init_export(&mut self, keep: bool) -> &mut Self {
+        self.options.keep_init_export = keep;
+        self
+    }
+
+    /// Preopens host directory `host` as `guest` during init.
+    pub fn dir(&mut self, host: impl Into<PathBuf>, guest: impl Into<String>) -> &mut Self {
+        self.options.dirs.push(PreopenDir::new(host, guest));
+        self
+    }
+
+    /// Sets an environment variable during init.
+    pub fn env(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.options.env.push(EnvVar::new(key, value));
+        self
+    }
+
+    /// Fails init when instantiation plus the init call take longer.
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// Fails init when a linear memory grows beyond `bytes`.
+    pub fn memory_limit(&mut self, bytes: usize) -> &mut Self {
+        self.options.memory_limit = bytes;
+        self
+    }
+
+    /// Runs on `runtime` (sharing its engine and compiled components)
+    /// instead of a fresh one.
+    pub fn runtime(&mut self, runtime: &Runtime) -> &mut Self {
+        self.runtime = Some(runtime.clone());
+        self
+    }
+
+    /// Instruments, runs, measures and rewrites.
+    ///
+    /// Errors: refusals (what a snapshot cannot represent) and invalid input
+    /// are plain errors with the reason; failures while running are an
+    /// [`InitError`] (downcast it) carrying the captured stdout and stderr.
+    pub fn run(&self) -> Result<Snapshot> {
+        let wasm = &self.component;
+        let mut timings = Timings::default();
+
+        let t = Instant::now();
+        let info = parse::parse(wasm)?;
+        timings.parse = t.elapsed();
+
+        let t = Instant::now();
+        let instrumented = instrument::instrument(wasm, &info)?;
+        if cfg!(debug_assertions) {
+            validate(&instrumented.wasm)
+                .context("internal error: the instrumented component does not validate")?;
+        }
+        timings.instrument = t.elapsed();
+
+        let runtime = match &self.runtime {
+            Some(r) => r.clone(),
+            None => Runtime::new()?,
+        };
+        let mut session = run::start(&runtime, &instrumented, &self.options)?;
+        timings.compile = session.compile;
+        timings.instantiate = session.instantiate;
+        let called = session.call(self.call.as_ref(), self.options.keep_init_export)?;
+        timings.init = called.time;
+
+        let t = Instant::now();
+        let states = snapshot::snapshot(&mut session, &info, self.options.dirs.len())?;
+        timings.measure = t.elapsed();
+        let (stdout, stderr) = session.output();
+        drop(session);
+
+        let t = Instant::now();
+        let removal = match &called.remove {
+            None => None,
+            Some(name) => {
+                let export = info
+                    .exports
+                    .iter()
+                    .find(|e| &e.name == name)
+                    .ok_or_else(|| {
+                        anyhow!("cannot remove `{name}`: it is not a top-level export")
+                    })?;
+                Some(rewrite::Removal { export })
+            }
+        };
+        let out = rewrite::rewrite_component(wasm, &info, &states, removal)?;
+        validate(&out).context("internal error: the snapshot does not validate")?;
+        timings.rewrite = t.elapsed();
+
+        Ok(Snapshot {
+            wasm: out,
+            stdout,
+            stderr,
+            results: called.results,
+            stats: stats(&states, timings),
+        })
+    }
+}
+
+/// Validates a component with every feature init accepts.
+fn validate(wasm: &[u8]) -> Result<()> {
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(wasm)
+        .map(drop)
+        .map_err(anyhow::Error::from)
+}
+
+/// The sizes of the measured `states`.
+fn stats(states: &[ModuleState], timings: Timings) -> Stats {
+    let mut stats = Stats {
+        memory_bytes: 0,
+        data_bytes: 0,
+        segments: 0,
+        globals: 0,
+        timings,
+    };
+    for state in states {
+        stats.globals += state.globals.len();
+        for m in &state.memories {
+            stats.memory_bytes += m.image.len() as u64;
+            stats.segments += m.segments.len();
+            stats.data_bytes += m.segments.iter().map(|r| r.len() as u64).sum::<u64>();
+        }
+    }
+    stats
+}

@@ -1,0 +1,413 @@
+//! The host side of init: a closed WASI sandbox with fixed clocks and random
+//! bytes, the memory and table limits, the epoch ticker behind the timeout,
+//! stubs for every import that is not WASI, and the classification of guest
+//! failures into [`InitError`]s.
+
+use crate::options::Options;
+use crate::report::{Failure, InitError};
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, Linker, ResourceTable, ResourceType, Val};
+use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Capacity of the captured stdout and stderr, each.
+const OUTPUT_CAPACITY: usize = 16 << 20;
+
+/// Wall clock during init: 2000-01-01T00:00:00Z, advancing 1 µs per reading.
+const WALL_CLOCK_BASE: Duration = Duration::from_secs(946_684_800);
+
+/// Seed of the fixed random bytes handed out during init.
+const RANDOM_SEED: u64 = 0x636f_6d70_6f6e_656e;
+
+/// How many fixed random bytes each random source cycles through.
+const RANDOM_BYTES: usize = 64 << 10;
+
+/// Tables may grow to this many elements (far beyond any real program; a
+/// guard against runaway growth, not a tunable).
+const TABLE_LIMIT: usize = 10_000_000;
+
+/// How often the ticker advances the engine's epoch, i.e. how late a timeout
+/// may be noticed.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The store's data: WASI and the limits.
+pub(crate) struct Host {
+    wasi: WasiCtx,
+    /// The host resources the component holds (checked after init).
+    pub table: ResourceTable,
+    limiter: Limiter,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The memory and table caps; remembers what hit them.
+struct Limiter {
+    memory_cap: usize,
+    memory_hit: Option<usize>,
+    table_hit: Option<usize>,
+}
+
+/// What grows, in which unit: `("memory", "bytes")`.
+type Growing = (&'static str, &'static str);
+
+/// Refuses growth beyond `cap` (remembering the size asked for in `hit`)
+/// and beyond the declared `maximum`.
+fn allow_growth(
+    (what, unit): Growing,
+    cap: usize,
+    desired: usize,
+    maximum: Option<usize>,
+    hit: &mut Option<usize>,
+) -> wasmtime::Result<bool> {
+    if desired > cap {
+        *hit = Some(desired);
+        return Err(wasmtime::format_err!(
+            "a {what} tried to grow to {desired} {unit}, over the init {what} limit of {cap} {unit}"
+        ));
+    }
+    Ok(maximum.is_none_or(|max| desired <= max))
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let cap = self.memory_cap;
+        allow_growth(
+            ("memory", "bytes"),
+            cap,
+            desired,
+            maximum,
+            &mut self.memory_hit,
+        )
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let hit = &mut self.table_hit;
+        allow_growth(("table", "elements"), TABLE_LIMIT, desired, maximum, hit)
+    }
+}
+
+/// A wall clock that starts at [`WALL_CLOCK_BASE`] and ticks 1 µs per read.
+struct FixedWallClock(AtomicU64);
+
+impl wasmtime_wasi::HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+    fn now(&self) -> Duration {
+        WALL_CLOCK_BASE + Duration::from_micros(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A monotonic clock that starts at 0 and ticks 1 µs per read.
+struct FixedMonotonicClock(AtomicU64);
+
+impl wasmtime_wasi::HostMonotonicClock for FixedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000
+    }
+    fn now(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) * 1_000
+    }
+}
+
+/// [`RANDOM_BYTES`] fixed pseudo-random bytes (splitmix64).
+fn fixed_random_bytes(seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(RANDOM_BYTES);
+    while out.len() < RANDOM_BYTES {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        out.extend_from_slice(&z.to_le_bytes());
+    }
+    out
+}
+
+/// The WASI context: only what `options` grants, output captured.
+fn build_wasi(options: &Options, output: &Output) -> Result<WasiCtx> {
+    let mut b = WasiCtx::builder();
+    b.stdin(MemoryInputPipe::new(Vec::<u8>::new()))
+        .stdout(output.stdout.clone())
+        .stderr(output.stderr.clone())
+        .secure_random(wasmtime_wasi::Deterministic::new(fixed_random_bytes(
+            RANDOM_SEED,
+        )))
+        .insecure_random(wasmtime_wasi::Deterministic::new(fixed_random_bytes(
+            RANDOM_SEED ^ 1,
+        )))
+        .insecure_random_seed(u128::from(RANDOM_SEED) << 64 | u128::from(RANDOM_SEED))
+        .wall_clock(FixedWallClock(AtomicU64::new(0)))
+        .monotonic_clock(FixedMonotonicClock(AtomicU64::new(0)))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    for var in &options.env {
+        b.env(&var.key, &var.value);
+    }
+    for dir in &options.dirs {
+        b.preopened_dir(&dir.host, &dir.guest, wasmtime_wasi::FsPerms::ReadWrite)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot open `{}` for --dir", dir.host.display()))?;
+    }
+    Ok(b.build())
+}
+
+/// What the component writes to stdout and stderr.
+#[derive(Clone)]
+pub(crate) struct Output {
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Output {
+    fn new() -> Output {
+        Output {
+            stdout: MemoryOutputPipe::new(OUTPUT_CAPACITY),
+            stderr: MemoryOutputPipe::new(OUTPUT_CAPACITY),
+        }
+    }
+
+    /// Everything written to stdout so far.
+    pub fn stdout(&self) -> Vec<u8> {
+        self.stdout.contents().to_vec()
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> Vec<u8> {
+        self.stderr.contents().to_vec()
+    }
+}
+
+/// A store for `engine` with the sandbox and limits of `options`, the
+/// timeout armed, and a linker with WASI and stubs for `component`'s other
+/// imports.
+pub(crate) fn sandbox(
+    engine: &Engine,
+    component: &Component,
+    options: &Options,
+) -> Result<(Store<Host>, Linker<Host>, Failures)> {
+    let output = Output::new();
+    let wasi = build_wasi(options, &output)?;
+    let mut linker = Linker::<Host>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+    stub_imports(&mut linker, component, engine)?;
+
+    let mut store = Store::new(
+        engine,
+        Host {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_cap: options.memory_limit,
+                memory_hit: None,
+                table_hit: None,
+            },
+        },
+    );
+    store.limiter(|h| &mut h.limiter);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    // No deadline when the timeout is too large to represent.
+    let deadline = Instant::now().checked_add(options.timeout);
+    {
+        let timed_out = timed_out.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_: StoreContextMut<'_, Host>| {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                timed_out.store(true, Ordering::SeqCst);
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+    }
+    let failures = Failures {
+        output,
+        timed_out,
+        timeout: options.timeout,
+        memory_cap: options.memory_limit,
+    };
+    Ok((store, linker, failures))
+}
+
+/// Turns errors into [`InitError`]s with the captured output.
+pub(crate) struct Failures {
+    /// The captured output.
+    pub output: Output,
+    timed_out: Arc<AtomicBool>,
+    timeout: Duration,
+    memory_cap: usize,
+}
+
+impl Failures {
+    /// An [`InitError`] of `kind` with the output so far.
+    pub fn fail(&self, kind: Failure, message: String) -> anyhow::Error {
+        anyhow::Error::new(InitError {
+            kind,
+            message,
+            stdout: self.output.stdout(),
+            stderr: self.output.stderr(),
+        })
+    }
+
+    /// Classifies a wasmtime error from running guest code for `what`.
+    pub fn guest_error(
+        &self,
+        store: &Store<Host>,
+        what: &str,
+        err: wasmtime::Error,
+    ) -> anyhow::Error {
+        if self.timed_out.load(Ordering::SeqCst) {
+            return self.fail(
+                Failure::Timeout,
+                format!(
+                    "{what} did not finish within the init timeout of {} s",
+                    self.timeout.as_secs_f64()
+                ),
+            );
+        }
+        let limiter = &store.data().limiter;
+        if let Some(desired) = limiter.memory_hit {
+            return self.fail(
+                Failure::MemoryLimit,
+                format!(
+                    "{what} exceeded the init memory limit of {} bytes (a memory tried to grow to \
+                     {desired} bytes)",
+                    self.memory_cap
+                ),
+            );
+        }
+        if let Some(desired) = limiter.table_hit {
+            return self.fail(
+                Failure::MemoryLimit,
+                format!(
+                    "{what} exceeded the table limit (a table tried to grow to {desired} elements)"
+                ),
+            );
+        }
+        if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return self.fail(
+                Failure::Trap,
+                format!("{what} called exit({}); init must return instead", exit.0),
+            );
+        }
+        self.fail(Failure::Trap, format!("{what} failed: {err:?}"))
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped, so the
+/// store's deadline callback can check the timeout.
+pub(crate) struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    /// Starts ticking `engine`'s epoch.
+    pub fn start(engine: Engine) -> Result<Ticker> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("componentize-init-epoch".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(EPOCH_TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .context("cannot start the timeout thread")?;
+        Ok(Ticker {
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Stands for resources of imports that init does not provide.
+struct StubResource;
+
+/// A host function that traps with a message naming the import `name`.
+fn trap(
+    name: String,
+) -> impl Fn(StoreContextMut<'_, Host>, ComponentFunc, &[Val], &mut [Val]) -> wasmtime::Result<()>
++ Send
++ Sync
++ 'static {
+    move |_: StoreContextMut<'_, Host>, _: ComponentFunc, _: &[Val], _: &mut [Val]| {
+        Err(wasmtime::format_err!(
+            "init called the import `{name}`, which is not available during init (only WASI is)"
+        ))
+    }
+}
+
+/// Defines every non-WASI import of `component` (functions and resources of
+/// imported instances, and top-level functions) as a stub that traps with a
+/// message naming it: the component instantiates, and calling such an import
+/// during init fails clearly. WASI comes from wasmtime-wasi, which matches
+/// `wasi:*@0.2.x` imports by semver.
+fn stub_imports(linker: &mut Linker<Host>, component: &Component, engine: &Engine) -> Result<()> {
+    let ty = component.component_type();
+    for (name, item) in ty.imports(engine) {
+        if name.starts_with("wasi:") {
+            continue;
+        }
+        match item.ty {
+            ComponentItem::ComponentFunc(_) => {
+                linker
+                    .root()
+                    .func_new(name, trap(name.to_string()))
+                    .map_err(anyhow::Error::from)?;
+            }
+            ComponentItem::ComponentInstance(instance) => {
+                let mut li = linker.instance(name).map_err(anyhow::Error::from)?;
+                for (item_name, item) in instance.exports(engine) {
+                    match item.ty {
+                        ComponentItem::ComponentFunc(_) => li
+                            .func_new(item_name, trap(format!("{name}#{item_name}")))
+                            .map_err(anyhow::Error::from)?,
+                        ComponentItem::Resource(_) => li
+                            .resource(item_name, ResourceType::host::<StubResource>(), |_, _| {
+                                Ok(())
+                            })
+                            .map_err(anyhow::Error::from)?,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Running the instrumented component in wasmtime: [`start`] compiles and
+//! instantiates it in the sandbox (the constructors run), [`call`] makes the
+//! init call, and the live [`Session`] is then measured by
+//! [`crate::snapshot`].
+
+pub(crate) mod call;
+mod host;
+mod runtime;
+
+pub use call::InitCall;
+pub use runtime::Runtime;
+
+use crate::instrument::{ACCESS_EXPORT, Accessor, Instrumented, accessor_name};
+use crate::options::Options;
+use crate::report::Failure;
+use anyhow::{Result, anyhow};
+use host::{Failures, Host, Ticker};
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentType, Instance, Lift, ResourceTable, WasmList,
+};
+
+/// An instantiated instrumented component, its store and its timeout.
+pub(crate) struct Session<'a> {
+    component: Component,
+    store: Store<Host>,
+    instance: Instance,
+    /// The instance of accessor functions the instrumentation added.
+    access: ComponentExportIndex,
+    accessors: &'a [Accessor],
+    failures: Failures,
+    /// Keeps the timeout running until the session ends.
+    _ticker: Ticker,
+    /// How long compiling took.
+    pub compile: Duration,
+    /// How long instantiating took.
+    pub instantiate: Duration,
+}
+
+/// Compiles `instrumented` on `runtime` and instantiates it in the sandbox
+/// of `options`, which runs the libraries' constructors.
+pub(crate) fn start<'a>(
+    runtime: &Runtime,
+    instrumented: &'a Instrumented,
+    options: &Options,
+) -> Result<Session<'a>> {
+    let engine = runtime.engine();
+    let t = Instant::now();
+    let component = runtime.compile(&instrumented.wasm)?;
+    let compile = t.elapsed();
+
+    let (mut store, linker, failures) = host::sandbox(engine, &component, options)?;
+    let ticker = Ticker::start(engine.clone())?;
+    let t = Instant::now();
+    let instance = match linker.instantiate(&mut store, &component) {
+        Ok(i) => i,
+        Err(e) => {
+            return Err(failures.guest_error(
+                &store,
+                "instantiating the component (this runs the libraries' constructors)",
+                e,
+            ));
+        }
+    };
+    let instantiate = t.elapsed();
+    let access = instance
+        .get_export_index(&mut store, None, ACCESS_EXPORT)
+        .ok_or_else(|| anyhow!("internal error: the accessor instance is missing"))?;
+    Ok(Session {
+        component,
+        store,
+        instance,
+        access,
+        accessors: &instrumented.accessors,
+        failures,
+        _ticker: ticker,
+        compile,
+        instantiate,
+    })
+}
+
+impl Session<'_> {
+    /// The accessors the instrumentation added, in export order.
+    pub fn accessors(&self) -> &[Accessor] {
+        self.accessors
+    }
+
+    /// Calls accessor `i` (which takes no parameters and returns `R`).
+    pub fn read<R>(&mut self, i: usize) -> Result<R>
+    where
+        R: ComponentType + Lift + Send + Sync + 'static,
+    {
+        let index = self.accessor_index(i)?;
+        let f = self
+            .instance
+            .get_typed_func::<(), (R,)>(&mut self.store, &index)
+            .map_err(anyhow::Error::from)?;
+        Ok(f.call(&mut self.store, ()).map_err(anyhow::Error::from)?.0)
+    }
+
+    /// The export index of accessor `i`.
+    fn accessor_index(&mut self, i: usize) -> Result<ComponentExportIndex> {
+        self.instance
+            .get_export_index(&mut self.store, Some(&self.access), &accessor_name(i))
+            .ok_or_else(|| anyhow!("internal error: accessor {i} is missing"))
+    }
+
+    /// Calls accessor `i`, which returns a `list<u8>`, and copies the list.
+    pub fn read_bytes(&mut self, i: usize) -> Result<Vec<u8>> {
+        let list = self.read::<WasmList<u8>>(i)?;
+        Ok(list.as_le_slice(&self.store).to_vec())
+    }
+
+    /// The host resources the component holds.
+    pub fn resources(&mut self) -> &mut ResourceTable {
+        &mut self.store.data_mut().table
+    }
+
+    /// An init failure of `kind`, with the output so far.
+    pub fn fail(&self, kind: Failure, message: String) -> anyhow::Error {
+        self.failures.fail(kind, message)
+    }
+
+    /// The init failure for `err`, raised by guest code running `what`.
+    pub fn guest_error(&self, what: &str, err: wasmtime::Error) -> anyhow::Error {
+        self.failures.guest_error(&self.store, what, err)
+    }
+
+    /// Everything the component wrote: stdout and stderr.
+    pub fn output(&self) -> (Vec<u8>, Vec<u8>) {
+        let output = &self.failures.output;
+        (output.stdout(), output.stderr())
+    }
+}

@@ -1,0 +1,75 @@
+//! The names the dynamic-linking convention (`dylink.0`, `env`, `GOT.*`)
+//! and wit-component 0.263's linker give meaning to, in one place.
+
+/// Name of the preview1 adapter's module namespace.
+pub const WASI_PREVIEW1: &str =
+    wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME;
+
+/// The reactor flavour of the preview1 adapter this crate bundles.
+pub(crate) const WASI_PREVIEW1_REACTOR: &[u8] =
+    wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
+
+/// Name of wit-component's built-in libdl, used with dl-openable libraries.
+pub const BUILT_IN_LIBDL: &str = "libdl.so";
+
+/// The library the built-in libdl needs (for `strlen` and `memcmp`).
+pub(crate) const LIBC: &str = "libc.so";
+
+/// Name wit-component gives its library of trapping stubs.
+pub(crate) const STUBS_LIBRARY: &str = "wit-component:stubs";
+
+/// The custom section holding a dynamic library's linking metadata.
+pub(crate) const DYLINK_SECTION: &str = "dylink.0";
+
+/// Prefix of the custom sections that embed a WIT world.
+pub(crate) const COMPONENT_TYPE_SECTION: &str = "component-type";
+
+/// The namespace of imported functions, tags and linker-provided items.
+pub(crate) const ENV: &str = "env";
+
+/// The namespace of imported data addresses.
+pub(crate) const GOT_MEM: &str = "GOT.mem";
+
+/// The namespace of imported function addresses.
+pub(crate) const GOT_FUNC: &str = "GOT.func";
+
+/// Prefix of the core export that frees a WIT export's results.
+pub(crate) const CABI_POST: &str = "cabi_post_";
+
+/// Imports the linker itself satisfies from the `env` namespace.
+pub(crate) const ENV_PROVIDED: &[&str] = &[
+    "memory",
+    "__indirect_function_table",
+    "__memory_base",
+    "__table_base",
+    "__stack_pointer",
+    "__init_stack_pointer",
+    "__asyncify_data",
+    "__asyncify_state",
+    "__wasm_get_stack_pointer",
+    "__wasm_set_stack_pointer",
+    "__wasm_get_tls_base",
+    "__wasm_set_tls_base",
+];
+
+/// Data addresses (`GOT.mem`) the linker itself provides.
+pub(crate) const GOT_MEM_PROVIDED: &[&str] = &[
+    "__heap_base",
+    "__heap_end",
+    "__stack_high",
+    "__stack_low",
+    "__wasm_libdl_libraries",
+    "__wasm_program_tls_info",
+];
+
+/// Exports the linker calls per library; they are not symbols other
+/// libraries can import, so several libraries may have them.
+pub(crate) const LINKER_CALLED: &[&str] = &[
+    "__wasm_apply_data_relocs",
+    "__wasm_call_ctors",
+    "_initialize",
+    "__wasm_library_tls_info",
+];
+
+/// The program entry point; at most one library may export it.
+pub(crate) const START: &str = "_start";

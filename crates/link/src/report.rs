@@ -1,0 +1,199 @@
+//! What [`Link::encode`](crate::Link::encode) hands back: the component and
+//! a report of what went into it, with the text `componentize link -v`
+//! prints.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a linked library came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Given as bytes ([`Link::library`](crate::Link::library),
+    /// [`Link::bindings`](crate::Link::bindings)).
+    Given,
+    /// Given as a file ([`Link::library_path`](crate::Link::library_path),
+    /// [`Link::bindings_path`](crate::Link::bindings_path), a path given to
+    /// [`Link::dl_openable`](crate::Link::dl_openable)).
+    File(PathBuf),
+    /// Found in a search folder, because `needed_by` lists it in its
+    /// `needed` (`None`: because it was named dl-openable).
+    Found {
+        /// The file.
+        path: PathBuf,
+        /// The library that needed it first.
+        needed_by: Option<String>,
+    },
+    /// wit-component's built-in `libdl.so`.
+    BuiltIn,
+}
+
+impl Origin {
+    /// Where it came from, without why: for error messages about the
+    /// library itself.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Origin::Given => "given as bytes".into(),
+            Origin::File(p) => format!("`{}`", p.display()),
+            Origin::Found { path, .. } => format!("found at `{}`", path.display()),
+            Origin::BuiltIn => "built into wit-component".into(),
+        }
+    }
+
+    /// The file the library was read from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Origin::File(p) | Origin::Found { path: p, .. } => Some(p),
+            Origin::Given | Origin::BuiltIn => None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Found {
+                path,
+                needed_by: Some(by),
+            } => write!(f, "found at `{}`, needed by `{by}`", path.display()),
+            Origin::Found {
+                path,
+                needed_by: None,
+            } => write!(f, "found at `{}`, dl-openable", path.display()),
+            other => f.write_str(&other.describe()),
+        }
+    }
+}
+
+/// A library of the link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Library {
+    /// Its name in the component (what `needed` entries refer to).
+    pub name: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Loadable with `dlopen`.
+    pub dl_openable: bool,
+}
+
+/// Where an adapter came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdapterOrigin {
+    /// The reactor `wasi_snapshot_preview1` adapter bundled with this crate
+    /// (`wasi-preview1-component-adapter-provider` 48.0.0).
+    Bundled,
+    /// Given as bytes ([`Link::adapter`](crate::Link::adapter)).
+    Given,
+    /// Read from a file ([`Link::adapter_path`](crate::Link::adapter_path)).
+    File(PathBuf),
+}
+
+impl fmt::Display for AdapterOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdapterOrigin::Bundled => {
+                f.write_str("bundled (wasi-preview1-component-adapter-provider 48, reactor)")
+            }
+            AdapterOrigin::Given => f.write_str("given as bytes"),
+            AdapterOrigin::File(p) => write!(f, "`{}`", p.display()),
+        }
+    }
+}
+
+/// An adapter in the component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Adapter {
+    /// The import namespace it implements, e.g. `wasi_snapshot_preview1`.
+    pub name: String,
+    /// Where it came from.
+    pub origin: AdapterOrigin,
+}
+
+/// A function replaced by a trapping stub (weak and undefined, or missing
+/// with [`Link::stub_missing_functions`](crate::Link::stub_missing_functions)).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub struct Stub {
+    /// The library importing it.
+    pub library: String,
+    /// The function.
+    pub symbol: String,
+}
+
+/// The result of [`Link::encode`](crate::Link::encode): the component and
+/// what went into it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Linked {
+    pub(crate) component: Vec<u8>,
+    pub(crate) libraries: Vec<Library>,
+    pub(crate) unused: Vec<Library>,
+    pub(crate) adapters: Vec<Adapter>,
+    pub(crate) stubs: Vec<Stub>,
+}
+
+impl Linked {
+    /// The component's bytes.
+    pub fn component(&self) -> &[u8] {
+        &self.component
+    }
+
+    /// Takes the component's bytes.
+    pub fn into_component(self) -> Vec<u8> {
+        self.component
+    }
+
+    /// The libraries linked in, in the order given to wit-component's
+    /// linker (the first library exporting a symbol provides it).
+    pub fn libraries(&self) -> &[Library] {
+        &self.libraries
+    }
+
+    /// Libraries given or found but left out because nothing uses them.
+    pub fn unused(&self) -> &[Library] {
+        &self.unused
+    }
+
+    /// The adapters added, by name.
+    pub fn adapters(&self) -> &[Adapter] {
+        &self.adapters
+    }
+
+    /// Functions that trap when called, by library and name.
+    pub fn stubs(&self) -> &[Stub] {
+        &self.stubs
+    }
+
+    /// The report as text, one line (ending in a newline) per linked
+    /// library, unused library, adapter and stub: what
+    /// `componentize link --verbose` prints.
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+}
+
+/// The text of [`Linked::report`], rendered by its `Display`.
+#[derive(Clone, Copy, Debug)]
+pub struct Report<'a>(&'a Linked);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let linked = self.0;
+        for lib in &linked.libraries {
+            writeln!(f, "linked {} ({})", lib.name, lib.origin)?;
+        }
+        for lib in &linked.unused {
+            writeln!(f, "unused {} ({}): nothing needs it", lib.name, lib.origin)?;
+        }
+        for a in &linked.adapters {
+            writeln!(f, "adapter {} ({})", a.name, a.origin)?;
+        }
+        for s in &linked.stubs {
+            writeln!(f, "stub {} (imported by {})", s.symbol, s.library)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+/*
+ * lib/lua.so: the Lua 5.4 binding of componentize.h.
+ *
+ * One translation unit, so the binding's internal functions stay static and
+ * the compiler sees all of them (see ../README.md for the Lua mapping).
+ * toolchain/build.sh compiles this file alone.
+ */
+#include "binding.c"
+#include "check.c"
+#include "values.c"
+#include "resources.c"
+#include "imports.c"
