@@ -12,8 +12,13 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".componentize-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".componentize-");
+    // A temporary file is private (0600), and the rename keeps its mode;
+    // outputs get what other tools' outputs get: 0666 less the umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a file in `{}`", dir.display()))?;
     tmp.write_all(bytes)

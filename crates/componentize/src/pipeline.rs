@@ -288,7 +288,7 @@ impl Pipeline {
 fn hash_wit(key: &mut KeyBuilder, path: &Path) -> Result<()> {
     if path.is_dir() {
         let mut files = Vec::new();
-        collect_files(path, path, &mut files)?;
+        collect_files(path, path, &mut Vec::new(), &mut files)?;
         files.sort();
         for rel in files {
             let bytes = std::fs::read(path.join(&rel))?;
@@ -306,17 +306,58 @@ fn hash_wit(key: &mut KeyBuilder, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+/// Adds the `.wit` and `.wasm` files under `dir` to `out`, relative to
+/// `root`. Symlinks are followed (a `deps/` entry is often one), but a
+/// folder that is one of its own ancestors (`ancestors`, canonical) is not
+/// entered again, so a symlink loop ends the walk instead of the stack.
+fn collect_files(
+    root: &Path,
+    dir: &Path,
+    ancestors: &mut Vec<PathBuf>,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    let canonical =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot read `{}`", dir.display()))?;
+    if ancestors.contains(&canonical) {
+        return Ok(());
+    }
+    ancestors.push(canonical);
+    let mut entries = Vec::new();
     for entry in
         std::fs::read_dir(dir).with_context(|| format!("cannot read `{}`", dir.display()))?
     {
-        let path = entry?.path();
+        entries.push(entry?.path());
+    }
+    entries.sort();
+    for path in entries {
         if path.is_dir() {
-            collect_files(root, &path, out)?;
+            collect_files(root, &path, ancestors, out)?;
         } else if path.extension().is_some_and(|e| e == "wit" || e == "wasm") {
             let rel = path.strip_prefix(root).unwrap_or(&path);
             out.push(rel.to_string_lossy().into_owned());
         }
     }
+    ancestors.pop();
     Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::collect_files;
+
+    #[test]
+    fn a_symlink_loop_in_the_wit_folder_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("deps/a")).unwrap();
+        std::fs::write(root.join("app.wit"), "").unwrap();
+        std::fs::write(root.join("deps/a/a.wit"), "").unwrap();
+        std::os::unix::fs::symlink("../..", root.join("deps/a/loop")).unwrap();
+        std::os::unix::fs::symlink("a", root.join("deps/b")).unwrap();
+        let mut files = Vec::new();
+        collect_files(root, root, &mut Vec::new(), &mut files).unwrap();
+        files.sort();
+        // `deps/b` is another way to `deps/a`, not a loop: both count.
+        assert_eq!(files, ["app.wit", "deps/a/a.wit", "deps/b/a.wit"]);
+    }
 }

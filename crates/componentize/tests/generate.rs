@@ -22,6 +22,15 @@ fn generate_writes_a_valid_module() {
         .unwrap();
     // dylink.0 names the interpreter.
     assert!(bytes.windows(6).any(|w| w == b"lua.so"));
+    // Readable by others like any file made under the same umask, not 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let reference = dir.path().join("reference");
+        std::fs::write(&reference, b"").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&out) & 0o777, mode(&reference) & 0o777);
+    }
 }
 
 #[test]
@@ -53,6 +62,11 @@ fn errors_are_one_clear_line_and_leave_no_output() {
         let stderr = common::failed(&o);
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(stderr.contains(expected), "`{expected}` not in: {stderr}");
+        // One cause, said once.
+        assert!(
+            stderr.to_lowercase().matches("not found").count() <= 1,
+            "{stderr}"
+        );
         assert!(!out.exists(), "output written despite: {stderr}");
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),

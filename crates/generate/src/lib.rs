@@ -223,7 +223,11 @@ impl Wit {
                     format!("available worlds in `{}`: {}", pkg.name, names.join(", "))
                 };
                 match name {
-                    Some(n) => anyhow::anyhow!("world `{n}` not found ({available}): {e}"),
+                    // wit-parser's message says the same as ours: keep one.
+                    Some(n) if !names.contains(&n) => {
+                        anyhow::anyhow!("world `{n}` not found ({available})")
+                    }
+                    Some(n) => anyhow::anyhow!("cannot select world `{n}` ({available}): {e}"),
                     None => anyhow::anyhow!("{e} ({available}; choose one with --world)"),
                 }
             })

@@ -82,6 +82,7 @@ fn missing_world_lists_the_available_ones() {
         msg.contains("available worlds in `componentize:scalars`: scalars"),
         "{msg}"
     );
+    assert_eq!(msg.to_lowercase().matches("not found").count(), 1, "{msg}");
 }
 
 #[test]
