@@ -71,7 +71,7 @@ fn commands(dir: &Path, component_name: &str, pipeline: &Pipeline) -> Result<Str
     }
     generate.extend(args(pipeline.generate_options().to_args()));
     generate.extend(args(pipeline.wit_options.to_args()));
-    if pipeline.script.is_some() {
+    if pipeline.init_export() {
         generate.push(Word::Arg("--init-export".into()));
     }
     generate.extend([Word::Arg("-o".into()), Word::Out(BINDINGS_NAME)]);
@@ -87,10 +87,10 @@ fn commands(dir: &Path, component_name: &str, pipeline: &Pipeline) -> Result<Str
     link.extend([Word::Arg("-o".into()), Word::Out(LINKED_NAME)]);
 
     let mut init = vec![Word::Arg(Stage::Init.name().into()), Word::Out(LINKED_NAME)];
-    match pipeline.init_with() {
+    match &pipeline.call {
         InitWith::Startup => {}
         InitWith::Script(script) => {
-            init.extend(args(vec!["--script".into(), input_path(dir, &script)?]))
+            init.extend(args(vec!["--script".into(), input_path(dir, script)?]))
         }
         InitWith::Func(call) => init.extend(args(vec!["--init-func".into(), call.into()])),
     }

@@ -45,6 +45,11 @@ struct Build {
     /// snapshot holds the interpreter after its startup.
     #[arg(long, value_name = "SCRIPT")]
     init: Option<PathBuf>,
+    /// Call an export of the world at init instead of running a script: a
+    /// name (`f`, `pkg:ns/iface.f`) or a WAVE call with arguments
+    /// (`'pkg:ns/iface.f("x", 3)'`).
+    #[arg(long, value_name = "CALL", conflicts_with = "init")]
+    init_func: Option<String>,
     /// Another library to link (repeatable).
     #[arg(long = "lib", value_name = "LIB.so")]
     libs: Vec<PathBuf>,
@@ -266,6 +271,9 @@ fn build(b: Build) -> Result<()> {
     }
     if let Some(script) = &b.init {
         pipeline.script(Source::path(script));
+    }
+    if let Some(call) = &b.init_func {
+        pipeline.init_func(call.clone());
     }
     for lib in &b.libs {
         pipeline.library(Source::path(lib));

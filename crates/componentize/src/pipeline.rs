@@ -56,7 +56,7 @@ pub struct Pipeline {
     pub(crate) wit: PathBuf,
     pub(crate) world: Option<String>,
     pub(crate) wit_options: componentize_generate::WitOptions,
-    pub(crate) script: Option<Source>,
+    pub(crate) call: InitWith,
     pub(crate) libraries: Vec<Source>,
     pub(crate) link: componentize_link::Options,
     pub(crate) init: componentize_init::Options,
@@ -73,7 +73,7 @@ impl Pipeline {
             wit: wit.into(),
             world: None,
             wit_options: Default::default(),
-            script: None,
+            call: InitWith::Startup,
             libraries: Vec::new(),
             link: Default::default(),
             init: Default::default(),
@@ -93,10 +93,20 @@ impl Pipeline {
         self
     }
 
-    /// The script the interpreter runs at init (through the init contract).
-    /// Without one, the snapshot holds the interpreter after its startup.
+    /// The script the interpreter runs at init (through the init contract,
+    /// whose export the bindings then get). Without a script or an
+    /// [`init_func`](Pipeline::init_func), the snapshot holds the
+    /// interpreter after its startup. Replaces an `init_func`.
     pub fn script(&mut self, script: Source) -> &mut Self {
-        self.script = Some(script);
+        self.call = InitWith::Script(script);
+        self
+    }
+
+    /// Calls an export of the world at init instead of running a script: a
+    /// name (`f`, `pkg:ns/iface.f`) or a WAVE call (`'f("x", 3)'`), as
+    /// `componentize init --init-func` takes it. Replaces a `script`.
+    pub fn init_func(&mut self, call: impl Into<String>) -> &mut Self {
+        self.call = InitWith::Func(call.into());
         self
     }
 
@@ -140,12 +150,9 @@ impl Pipeline {
         options
     }
 
-    /// How init runs: the script through the contract, or only startup.
-    pub(crate) fn init_with(&self) -> InitWith {
-        match &self.script {
-            Some(script) => InitWith::Script(script.clone()),
-            None => InitWith::Startup,
-        }
+    /// Whether the bindings get the init contract's export: with a script.
+    pub(crate) fn init_export(&self) -> bool {
+        matches!(self.call, InitWith::Script(_))
     }
 
     /// Runs generate -> link -> init, reporting progress to `events`.
@@ -158,12 +165,15 @@ impl Pipeline {
             library.check("library")?;
         }
         let generate_options = self.generate_options();
-        let with = self.init_with();
-        // Read once, for the key and for the stage.
-        let script = match &self.script {
-            Some(s) => Some(s.load("script")?),
-            None => None,
+        // The script is read once, for the key and for the stage.
+        let call = match &self.call {
+            InitWith::Script(script) => {
+                let (name, source) = script.load("script")?;
+                InitWith::Script(Source::bytes(name, source))
+            }
+            other => other.clone(),
         };
+        let init_export = self.init_export();
 
         let mut key = Key::builder(Stage::Generate.name());
         hash_wit(&mut key, &self.wit)?;
@@ -172,14 +182,14 @@ impl Pipeline {
         key.str(self.world.as_deref().unwrap_or(""))
             .str(&format!("{:?}", self.wit_options))
             .str(&format!("{generate_options:?}"))
-            .str(if script.is_some() { "init-export" } else { "" });
+            .str(if init_export { "init-export" } else { "" });
         let bindings = self.stage(Stage::Generate, key.finish(), events, &mut stages, |_| {
             stages::generate(GenerateInput {
                 wit: &self.wit,
                 world: self.world.as_deref(),
                 wit_options: &self.wit_options,
                 options: &generate_options,
-                init_export: script.is_some(),
+                init_export,
             })
         })?;
 
@@ -202,20 +212,16 @@ impl Pipeline {
 
         let mut key = Key::builder(Stage::Init.name());
         key.bytes(&linked);
-        match &script {
-            Some((name, source)) => key.str("script").str(name).bytes(source),
-            None => key.str("startup"),
+        match &call {
+            InitWith::Script(Source::Bytes { name, bytes }) => {
+                key.str("script").str(name).bytes(bytes)
+            }
+            InitWith::Func(f) => key.str("func").str(f),
+            _ => key.str("startup"),
         };
         key.str(&format!("{:?}", self.init));
-        let with = match (&with, script) {
-            // The script was read once already.
-            (InitWith::Script(_), Some((name, source))) => {
-                InitWith::Script(Source::bytes(name, source))
-            }
-            (other, _) => other.clone(),
-        };
         let component = self.stage(Stage::Init, key.finish(), events, &mut stages, |events| {
-            let mut init = stages::init(linked.clone(), &with, &self.init)?;
+            let mut init = stages::init(linked.clone(), &call, &self.init)?;
             // Compiled code is cached next to the stage outputs: changing
             // only the script does not recompile the component.
             if let Some(cache) = &self.cache {

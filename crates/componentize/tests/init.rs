@@ -185,3 +185,46 @@ fn failures_are_clear_and_write_nothing() {
         &["init memory limit of 16777216 bytes"],
     );
 }
+
+#[test]
+fn the_pipeline_takes_an_init_func() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.wasm");
+    let cache = dir.path().join("cache");
+    // The pipeline with `--init-func CALL`; its progress output.
+    let build = |call: &str| {
+        let o = componentize()
+            .env("COMPONENTIZE_CACHE_DIR", &cache)
+            .arg("--interpreter")
+            .arg(toolchain("lib/libsnapinterp.so"))
+            .arg("--world")
+            .arg(componentize_testkit::repo_file(
+                "fixtures/init/snapdemo.wit",
+            ))
+            .args(["--init-func", call, "-L"])
+            .arg(common::libc_dir())
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        ok(&o);
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let stderr = build(r#"run("count 7")"#);
+    assert!(!stderr.contains("(cached)"), "{stderr}");
+    // The call ran at build time; its export is gone, the others work.
+    assert_eq!(invoke(&out, "bump()"), "8");
+    let o = Command::new(toolchain("bin/wasmtime"))
+        .args(["run", "-W", "exceptions=y", "--invoke", r#"run("x")"#])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "`run` is still exported");
+    // The call is part of the init key: the same build is cached, another
+    // call is not.
+    let stderr = build(r#"run("count 7")"#);
+    assert_eq!(stderr.matches("(cached)").count(), 3, "{stderr}");
+    let stderr = build(r#"run("count 9")"#);
+    assert_eq!(stderr.matches("(cached)").count(), 2, "{stderr}");
+    assert_eq!(invoke(&out, "bump()"), "10");
+}

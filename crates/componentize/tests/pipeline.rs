@@ -300,3 +300,129 @@ fn args(paths: &[&Path; 3], extra: &[&str]) -> Vec<std::ffi::OsString> {
     v.extend(extra.iter().map(|s| s.into()));
     v
 }
+
+/// A change of one stage option: what to set, and the stage whose key it is
+/// part of (stages before it stay cached).
+type OptionChange = (&'static str, Stage, Box<dyn Fn(&mut Pipeline, &Path)>);
+
+#[test]
+fn every_stage_option_is_part_of_its_stage_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = scratch_example(dir.path());
+    let cache = Cache::at(dir.path().join("cache"));
+    let (base, _) = build(&app, &cache);
+    // The pipeline's link options hold its -L folder: every change keeps it.
+    let link = |change: &dyn Fn(&mut componentize_link::Options)| {
+        let mut options = componentize_link::Options::default();
+        options.search.push(libc_dir());
+        change(&mut options);
+        options
+    };
+    let init = |change: &dyn Fn(&mut componentize_init::Options)| {
+        let mut options = componentize_init::Options::default();
+        change(&mut options);
+        options
+    };
+    // An adapter for a namespace nothing imports: in the key, not linked.
+    let adapter = dir.path().join("adapter.wasm");
+    std::fs::write(&adapter, b"\0asm\x01\0\0\0").unwrap();
+    let changes: Vec<OptionChange> = vec![
+        (
+            "--features",
+            Stage::Generate,
+            Box::new(|p, _| {
+                let mut wit = componentize_generate::WitOptions::default();
+                wit.feature("not-used");
+                p.wit_options(wit);
+            }),
+        ),
+        (
+            "--stack-size",
+            Stage::Link,
+            Box::new(move |p, _| {
+                p.link_options(link(&|o| o.stack_size = Some(2 << 20)));
+            }),
+        ),
+        (
+            "--stub-missing-functions",
+            Stage::Link,
+            Box::new(move |p, _| {
+                p.link_options(link(&|o| o.stub_missing_functions = true));
+            }),
+        ),
+        (
+            "--adapt",
+            Stage::Link,
+            Box::new(move |p, adapter| {
+                let adapter = adapter.to_path_buf();
+                p.link_options(link(&move |o| {
+                    o.adapt
+                        .push(componentize_link::AdapterFile::new("unused", &adapter))
+                }));
+            }),
+        ),
+        (
+            "--env",
+            Stage::Init,
+            Box::new(move |p, _| {
+                p.init_options(init(&|o| {
+                    o.env.push(componentize_init::EnvVar::new("MODE", "test"))
+                }));
+            }),
+        ),
+        (
+            "--init-timeout",
+            Stage::Init,
+            Box::new(move |p, _| {
+                p.init_options(init(&|o| o.timeout = std::time::Duration::from_secs(100)));
+            }),
+        ),
+        (
+            "--init-memory-limit",
+            Stage::Init,
+            Box::new(move |p, _| {
+                p.init_options(init(&|o| o.memory_limit = 1 << 30));
+            }),
+        ),
+        (
+            "--keep-init-export",
+            Stage::Init,
+            Box::new(move |p, _| {
+                p.init_options(init(&|o| o.keep_init_export = true));
+            }),
+        ),
+    ];
+    for (flag, stage, change) in &changes {
+        let mut pipeline = pipeline(&app, Some(cache.clone()));
+        change(&mut pipeline, &adapter);
+        let built = pipeline.run(&mut |_| {}).unwrap();
+        // The first stage not taken from the cache is the option's own.
+        let first_rerun = built.stages.iter().find(|s| !s.cached).map(|s| s.stage);
+        assert_eq!(first_rerun, Some(*stage), "{flag}: {:?}", built.stages);
+        // The same options again: all cached.
+        let again = pipeline.run(&mut |_| {}).unwrap();
+        assert!(
+            again.stages.iter().all(|s| s.cached),
+            "{flag}: {:?}",
+            again.stages
+        );
+    }
+
+    // Where the effect is visible in the bytes, it reached the stage.
+    let mut bigger_stack = pipeline(&app, Some(cache.clone()));
+    bigger_stack.link_options(link(&|o| o.stack_size = Some(2 << 20)));
+    assert_ne!(bigger_stack.run(&mut |_| {}).unwrap().linked, base.linked);
+    let mut kept = pipeline(&app, Some(cache.clone()));
+    kept.init_options(init(&|o| o.keep_init_export = true));
+    let kept = kept.run(&mut |_| {}).unwrap().component;
+    let exports = |wasm: &[u8]| -> Vec<String> {
+        let component = componentize_testkit::compile(wasm).unwrap();
+        let ty = component.component_type();
+        ty.exports(componentize_testkit::engine())
+            .map(|(name, _)| name.to_string())
+            .collect()
+    };
+    let contract = componentize_contract::INIT_INTERFACE.to_string();
+    assert!(exports(&kept).contains(&contract));
+    assert!(!exports(&base.component).contains(&contract));
+}
