@@ -212,7 +212,7 @@ impl Dylib {
     pub fn built_in_libdl() -> Dylib {
         use ValType::I32;
         let f = |p: &[ValType], r: &[ValType]| FuncSig::new(p, r);
-        let mut lib = Dylib::empty(BUILT_IN_LIBDL.into(), Origin::BuiltIn);
+        let mut lib = Dylib::empty(BUILT_IN_LIBDL.into(), Origin::BuiltIn { needed_by: None });
         lib.needed = vec![LIBC.into()];
         lib.funcs = [
             ("strlen", f(&[I32], &[I32])),
@@ -242,7 +242,7 @@ impl Dylib {
 
     /// wit-component's own libdl.so, which its linker appends last.
     pub fn is_built_in(&self) -> bool {
-        self.origin == Origin::BuiltIn
+        matches!(self.origin, Origin::BuiltIn { .. })
     }
 
     /// Whether `sym` is one of the core exports that implement the

@@ -28,8 +28,10 @@
 //!    files, and (unless [turned off](Link::search_env)) in
 //!    `$WASI_SYSROOT/lib/wasm32-wasip2`, `$WASI_SYSROOT/lib/wasm32-wasip1`,
 //!    `$WASI_SYSROOT/lib`, `$WASI_SDK_PATH/share/wasi-sysroot/lib/wasm32-wasip2`
-//!    and `$WASI_SDK_PATH/share/wasi-sysroot/lib/wasm32-wasip1`. A library
-//!    found nowhere is an error that says who needs it and where it looked.
+//!    and `$WASI_SDK_PATH/share/wasi-sysroot/lib/wasm32-wasip1`. A
+//!    `libdl.so` found nowhere is wit-component's built-in one (the report
+//!    says so); any other library found nowhere is an error that says who
+//!    needs it and where it looked.
 //! 2. **Checks duplicate definitions.** A symbol exported by several
 //!    libraries must have the same type everywhere, must not be one of the
 //!    core exports implementing a WIT world's exports (a world export named

@@ -24,8 +24,13 @@ pub enum Origin {
         /// The library that needed it first.
         needed_by: Option<String>,
     },
-    /// wit-component's built-in `libdl.so`.
-    BuiltIn,
+    /// wit-component's built-in `libdl.so`: brought in by dl-openable
+    /// libraries (`needed_by` is `None`), or because `needed_by` needs a
+    /// `libdl.so` and none is on the search path.
+    BuiltIn {
+        /// The library that needed `libdl.so` first.
+        needed_by: Option<String>,
+    },
 }
 
 impl Origin {
@@ -36,7 +41,7 @@ impl Origin {
             Origin::Given => "given as bytes".into(),
             Origin::File(p) => format!("`{}`", p.display()),
             Origin::Found { path, .. } => format!("found at `{}`", path.display()),
-            Origin::BuiltIn => "built into wit-component".into(),
+            Origin::BuiltIn { .. } => "built into wit-component".into(),
         }
     }
 
@@ -44,7 +49,7 @@ impl Origin {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Origin::File(p) | Origin::Found { path: p, .. } => Some(p),
-            Origin::Given | Origin::BuiltIn => None,
+            Origin::Given | Origin::BuiltIn { .. } => None,
         }
     }
 }
@@ -60,6 +65,12 @@ impl fmt::Display for Origin {
                 path,
                 needed_by: None,
             } => write!(f, "found at `{}`, dl-openable", path.display()),
+            Origin::BuiltIn {
+                needed_by: Some(by),
+            } => write!(
+                f,
+                "built into wit-component, needed by `{by}`: no libdl.so on the search path"
+            ),
             other => f.write_str(&other.describe()),
         }
     }

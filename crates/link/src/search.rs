@@ -1,6 +1,7 @@
 //! Where `needed` libraries are looked for, and finding them: every
 //! library the inputs need, transitively, and the dl-openable ones.
 
+use crate::abi::BUILT_IN_LIBDL;
 use crate::dylib::{Dylib, check_name};
 use crate::inputs::read_file;
 use crate::report::Origin;
@@ -93,8 +94,8 @@ fn describe(dirs: &[SearchDir]) -> String {
 
 /// Adds to `libs` (the inputs) the libraries their `needed` entries name
 /// (breadth first, inputs in order), then each dl-openable one, with what
-/// those need; with dl-openable libraries, wit-component's built-in libdl
-/// too. Marks the dl-openable ones. What is found nowhere is one error
+/// those need; with dl-openable libraries, or when a `needed` `libdl.so` is
+/// on no search path, wit-component's built-in libdl too. Marks the dl-openable ones. What is found nowhere is one error
 /// listing every missing library, who needs it and where it was looked for.
 pub fn find_needed(
     libs: &mut Vec<Dylib>,
@@ -151,7 +152,16 @@ impl Search<'_> {
         }
         let by = needed_by.map(|i| self.libs[i].name.clone());
         let Some(path) = find(self.dirs, name) else {
-            self.not_found.insert(name.to_string(), by);
+            if name == BUILT_IN_LIBDL {
+                // Nothing on the search path provides libdl.so: wit-component's
+                // own does (dlopen finds the dl-openable libraries, if any).
+                let mut libdl = Dylib::built_in_libdl();
+                libdl.origin = Origin::BuiltIn { needed_by: by };
+                self.libs.push(libdl);
+                self.queue.push_back(self.libs.len() - 1);
+            } else {
+                self.not_found.insert(name.to_string(), by);
+            }
             return Ok(());
         };
         check_name(name)?;

@@ -214,7 +214,7 @@ fn dl_openable_library_is_found_and_loadable() {
     let lib_dir = libdemo().parent().unwrap().to_path_buf();
     let linked = Link::new()
         .search_env(false)
-        .library("dl.so", dl_probe())
+        .library("dl.so", dl_probe(&[]))
         .dl_openable("libcounter.so")
         .search_path(lib_dir.clone())
         .search_path(libc_dir())
@@ -238,7 +238,7 @@ fn dl_openable_library_is_found_and_loadable() {
         .iter()
         .find(|l| l.name == "libdl.so")
         .expect("libdl.so linked");
-    assert_eq!(libdl.origin, Origin::BuiltIn);
+    assert_eq!(libdl.origin, Origin::BuiltIn { needed_by: None });
     assert_eq!(linked.libraries().last().unwrap().name, "libdl.so");
 
     let (mut store, instance) = instantiate(linked.component());
@@ -247,6 +247,82 @@ fn dl_openable_library_is_found_and_loadable() {
         .unwrap();
     assert_eq!(probe.call(&mut store, ()).unwrap().0, 1);
     assert_eq!(probe.call(&mut store, ()).unwrap().0, 2);
+}
+
+#[test]
+fn a_needed_libdl_is_the_built_in_one_unless_one_is_found() {
+    let lib_dir = libdemo().parent().unwrap().to_path_buf();
+    // Needs libdl.so, which no search folder holds: the built-in one is
+    // linked, and the report says why.
+    let linked = Link::new()
+        .search_env(false)
+        .library("dl.so", dl_probe(&["libdl.so"]))
+        .dl_openable("libcounter.so")
+        .search_path(lib_dir.clone())
+        .search_path(libc_dir())
+        .encode()
+        .unwrap();
+    let libdl = linked
+        .libraries()
+        .iter()
+        .find(|l| l.name == "libdl.so")
+        .expect("libdl.so linked");
+    // dl-openable libraries brought it in first.
+    assert_eq!(libdl.origin, Origin::BuiltIn { needed_by: None });
+    let linked = Link::new()
+        .search_env(false)
+        .library("dl.so", dl_probe(&["libdl.so"]))
+        .search_path(lib_dir)
+        .search_path(libc_dir())
+        .encode()
+        .unwrap();
+    let libdl = linked
+        .libraries()
+        .iter()
+        .find(|l| l.name == "libdl.so")
+        .expect("libdl.so linked");
+    assert_eq!(
+        libdl.origin,
+        Origin::BuiltIn {
+            needed_by: Some("dl.so".into())
+        }
+    );
+    let report = linked.report().to_string();
+    assert!(
+        report.contains("linked libdl.so (built into wit-component, needed by `dl.so`: no libdl.so on the search path)"),
+        "{report}"
+    );
+    // It instantiates; with nothing dl-openable, dlopen finds nothing.
+    let (mut store, instance) = instantiate(linked.component());
+    let probe = instance
+        .get_typed_func::<(), (i32,)>(&mut store, "dl-probe")
+        .unwrap();
+    assert!(probe.call(&mut store, ()).is_err());
+
+    // A libdl.so on the search path is used instead: this one defines
+    // nothing, so dlopen and dlsym are unresolved.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("libdl.so"), Dylib::default().build()).unwrap();
+    let mut link = Link::new();
+    link.search_env(false)
+        .library("dl.so", dl_probe(&["libdl.so"]))
+        .search_path(dir.path())
+        .search_path(libc_dir());
+    let msg = error(&link);
+    assert!(msg.contains("dlopen"), "{msg}");
+    let linked = link.stub_missing_functions(true).encode().unwrap();
+    let libdl = linked
+        .libraries()
+        .iter()
+        .find(|l| l.name == "libdl.so")
+        .expect("libdl.so linked");
+    assert_eq!(
+        libdl.origin,
+        Origin::Found {
+            path: dir.path().join("libdl.so"),
+            needed_by: Some("dl.so".into())
+        }
+    );
 }
 
 #[test]
@@ -328,7 +404,7 @@ fn dl_openable_path_is_linked_as_its_file_name() {
     let counter = libdemo().parent().unwrap().join("libcounter.so");
     let linked = Link::new()
         .search_env(false)
-        .library("dl.so", dl_probe())
+        .library("dl.so", dl_probe(&[]))
         .dl_openable(counter.to_str().unwrap())
         .search_path(libc_dir())
         .encode()
@@ -343,7 +419,7 @@ fn dl_openable_path_is_linked_as_its_file_name() {
 
     let msg = error(
         Link::new()
-            .library("dl.so", dl_probe())
+            .library("dl.so", dl_probe(&[]))
             .dl_openable("dir/.."),
     );
     assert_eq!(msg, "dl-openable `dir/..` does not name a file");

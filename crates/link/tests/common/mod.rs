@@ -273,11 +273,11 @@ impl Dylib<'_> {
 
 /// A library whose world exports `dl-probe: func() -> s32`, implemented as
 /// `dlsym(dlopen("libcounter.so", 0), "counter_next")()`, through the
-/// function table.
-pub fn dl_probe() -> Vec<u8> {
+/// function table; `needed` is its `dylink.0` needed list.
+pub fn dl_probe(needed: &[&str]) -> Vec<u8> {
     const DATA: &[u8] = b"libcounter.so\0counter_next\0";
     let mut module = Module::new();
-    custom_dylink(&mut module, &[], DATA.len() as u32);
+    custom_dylink(&mut module, needed, DATA.len() as u32);
     let mut types = TypeSection::new();
     types
         .ty()
