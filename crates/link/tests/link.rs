@@ -220,11 +220,7 @@ fn dl_openable_library_is_found_and_loadable() {
         .search_path(libc_dir())
         .encode()
         .unwrap();
-    let counter = linked
-        .libraries()
-        .iter()
-        .find(|l| l.name == "libcounter.so")
-        .expect("libcounter.so linked");
+    let counter = library(&linked, "libcounter.so");
     assert!(counter.dl_openable);
     assert_eq!(
         counter.origin,
@@ -233,11 +229,7 @@ fn dl_openable_library_is_found_and_loadable() {
             needed_by: None
         }
     );
-    let libdl = linked
-        .libraries()
-        .iter()
-        .find(|l| l.name == "libdl.so")
-        .expect("libdl.so linked");
+    let libdl = library(&linked, "libdl.so");
     assert_eq!(libdl.origin, Origin::BuiltIn { needed_by: None });
     assert_eq!(linked.libraries().last().unwrap().name, "libdl.so");
 
@@ -262,11 +254,7 @@ fn a_needed_libdl_is_the_built_in_one_unless_one_is_found() {
         .search_path(libc_dir())
         .encode()
         .unwrap();
-    let libdl = linked
-        .libraries()
-        .iter()
-        .find(|l| l.name == "libdl.so")
-        .expect("libdl.so linked");
+    let libdl = library(&linked, "libdl.so");
     // dl-openable libraries brought it in first.
     assert_eq!(libdl.origin, Origin::BuiltIn { needed_by: None });
     let linked = Link::new()
@@ -276,11 +264,7 @@ fn a_needed_libdl_is_the_built_in_one_unless_one_is_found() {
         .search_path(libc_dir())
         .encode()
         .unwrap();
-    let libdl = linked
-        .libraries()
-        .iter()
-        .find(|l| l.name == "libdl.so")
-        .expect("libdl.so linked");
+    let libdl = library(&linked, "libdl.so");
     assert_eq!(
         libdl.origin,
         Origin::BuiltIn {
@@ -311,11 +295,7 @@ fn a_needed_libdl_is_the_built_in_one_unless_one_is_found() {
     let msg = error(&link);
     assert!(msg.contains("dlopen"), "{msg}");
     let linked = link.stub_missing_functions(true).encode().unwrap();
-    let libdl = linked
-        .libraries()
-        .iter()
-        .find(|l| l.name == "libdl.so")
-        .expect("libdl.so linked");
+    let libdl = library(&linked, "libdl.so");
     assert_eq!(
         libdl.origin,
         Origin::Found {
@@ -409,11 +389,7 @@ fn dl_openable_path_is_linked_as_its_file_name() {
         .search_path(libc_dir())
         .encode()
         .unwrap();
-    let lib = linked
-        .libraries()
-        .iter()
-        .find(|l| l.name == "libcounter.so")
-        .expect("libcounter.so linked");
+    let lib = library(&linked, "libcounter.so");
     assert!(lib.dl_openable);
     assert_eq!(lib.origin, Origin::File(counter));
 

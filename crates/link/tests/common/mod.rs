@@ -95,6 +95,18 @@ pub fn core_module_names(component: &[u8]) -> Vec<String> {
     names
 }
 
+/// The linked library `name`; panics if it was not linked.
+pub fn library<'a>(
+    linked: &'a componentize_link::Linked,
+    name: &str,
+) -> &'a componentize_link::Library {
+    linked
+        .libraries()
+        .iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("{name} not linked"))
+}
+
 // ---------------------------------------------------------------- dylibs
 
 /// What a hand-made dynamic library contains.
