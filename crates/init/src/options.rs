@@ -52,6 +52,8 @@ pub struct Options {
         arg(
             long = "init-timeout",
             value_name = "SECONDS",
+            // So `-1` reaches the parser and its message, not clap's.
+            allow_negative_numbers = true,
             value_parser = parse_timeout,
             default_value = "300"
         )
@@ -63,6 +65,7 @@ pub struct Options {
         arg(
             long = "init-memory-limit",
             value_name = "MIB",
+            allow_negative_numbers = true,
             value_parser = parse_memory_limit,
             default_value = "2048"
         )
@@ -293,8 +296,11 @@ mod tests {
         assert_eq!(options.timeout, Duration::from_millis(1500));
         assert_eq!(options.memory_limit, 16 << 20);
         assert!(options.keep_init_export);
-        let bad = Cli::try_parse_from(["init", "--init-timeout", "-1"]);
-        assert!(bad.is_err());
+        let bad = Cli::try_parse_from(["init", "--init-timeout", "-1"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(bad.contains("invalid --init-timeout `-1`"), "{bad}");
 
         // The flags give the options back.
         let args = std::iter::once("init".into()).chain(options.to_args());

@@ -110,8 +110,7 @@ pub fn find_needed(
     };
     search.queue.extend(0..search.libs.len());
     if !dl_openable.is_empty() {
-        search.libs.push(Dylib::built_in_libdl());
-        search.queue.push_back(search.libs.len() - 1);
+        search.add_built_in_libdl(None);
     }
     let mut pending_dl: VecDeque<&String> = dl_openable.iter().collect();
     loop {
@@ -155,10 +154,7 @@ impl Search<'_> {
             if name == BUILT_IN_LIBDL {
                 // Nothing on the search path provides libdl.so: wit-component's
                 // own does (dlopen finds the dl-openable libraries, if any).
-                let mut libdl = Dylib::built_in_libdl();
-                libdl.origin = Origin::BuiltIn { needed_by: by };
-                self.libs.push(libdl);
-                self.queue.push_back(self.libs.len() - 1);
+                self.add_built_in_libdl(by);
             } else {
                 self.not_found.insert(name.to_string(), by);
             }
@@ -174,6 +170,15 @@ impl Search<'_> {
             .push(Dylib::read("library", name.to_string(), bytes, origin)?);
         self.queue.push_back(self.libs.len() - 1);
         Ok(())
+    }
+
+    /// Adds wit-component's built-in libdl, brought in by `needed_by` (or,
+    /// with `None`, by dl-openable libraries), and queues what it needs.
+    fn add_built_in_libdl(&mut self, needed_by: Option<String>) {
+        let mut libdl = Dylib::built_in_libdl();
+        libdl.origin = Origin::BuiltIn { needed_by };
+        self.libs.push(libdl);
+        self.queue.push_back(self.libs.len() - 1);
     }
 
     fn not_found_error(&self) -> Result<()> {

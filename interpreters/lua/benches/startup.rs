@@ -53,6 +53,19 @@ fn call(
         .with_context(|| format!("{name} returned nothing"))
 }
 
+/// Runs the script through the init contract, as the init stage would.
+fn init(store: &mut Store<Host>, instance: &Instance, source: &[u8]) -> Result<()> {
+    let args = [
+        Val::String("bench.lua".into()),
+        Val::List(source.iter().copied().map(Val::U8).collect()),
+    ];
+    let r = call(store, instance, Some(INIT_INTERFACE), INIT_FUNCTION, &args)?;
+    if r != Val::Result(Ok(None)) {
+        bail!("init failed: {r:?}");
+    }
+    Ok(())
+}
+
 const EXPECTED: Val = Val::U32(104729); // the 10,000th prime
 
 /// One cold start; returns its duration.
@@ -61,20 +74,7 @@ fn sample(engine: &Engine, pre: &InstancePre<Host>, script: Option<&[u8]>) -> Re
     let mut store = store(engine);
     let instance = wt(pre.instantiate(&mut store))?;
     if let Some(source) = script {
-        let args = [
-            Val::String("bench.lua".into()),
-            Val::List(source.iter().copied().map(Val::U8).collect()),
-        ];
-        let r = call(
-            &mut store,
-            &instance,
-            Some(INIT_INTERFACE),
-            INIT_FUNCTION,
-            &args,
-        )?;
-        if r != Val::Result(Ok(None)) {
-            bail!("init failed: {r:?}");
-        }
+        init(&mut store, &instance, source)?;
     }
     let r = call(&mut store, &instance, None, "nth-prime", &[Val::U32(10000)])?;
     let elapsed = t.elapsed();
@@ -182,17 +182,7 @@ fn main() -> Result<()> {
         let mut store = store(&engine);
         let instance = wt(pre.instantiate(&mut store))?;
         if name == "runtime init" {
-            let args = [
-                Val::String("bench.lua".into()),
-                Val::List(script.iter().copied().map(Val::U8).collect()),
-            ];
-            call(
-                &mut store,
-                &instance,
-                Some(INIT_INTERFACE),
-                INIT_FUNCTION,
-                &args,
-            )?;
+            init(&mut store, &instance, &script)?;
         }
         let t = Instant::now();
         for _ in 0..calls {
