@@ -15,10 +15,16 @@
 //! }
 //! ```
 //!
-//! This crate has no wasmtime dependency: interpreter crates, the generator
-//! and the init stage all name the contract through it.
+//! The crate also holds the other agreement between stages: the custom
+//! section in which bindings name the exports they leave to other libraries
+//! ([`excluded`]).
+//!
+//! This crate has no wasmtime dependency: interpreter crates, the generator,
+//! the linker and the init stage all name the contracts through it.
 
 #![warn(missing_docs)]
+
+pub mod excluded;
 
 use anyhow::{Context, Result, anyhow};
 use wit_parser::{Resolve, WorldId, WorldItem, WorldKey};

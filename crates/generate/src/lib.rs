@@ -29,6 +29,7 @@ mod abi;
 mod bindgen;
 mod builder;
 mod encode;
+mod exclude;
 mod metadata;
 mod plan;
 
@@ -36,6 +37,8 @@ use anyhow::{Context, Result, bail};
 use std::ffi::OsString;
 use std::path::Path;
 use wit_parser::{PackageId, Resolve, WorldId};
+
+pub use exclude::Exclusions;
 
 /// The C header for interpreter authors: the interface exactly as the
 /// generated module imports it (`wit_dylib.h` v3 with its map and async-export
@@ -55,6 +58,9 @@ pub struct Options {
     /// first.
     #[cfg_attr(feature = "cli", arg(long, value_name = "NAME"))]
     pub interpreter: Option<String>,
+    /// Parts of the world left to other libraries (partial bindings).
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub exclusions: Exclusions,
 }
 
 impl Options {
@@ -67,10 +73,26 @@ impl Options {
     /// The command-line flags that give these options back (as
     /// `componentize generate` spells them).
     pub fn to_args(&self) -> Vec<OsString> {
-        match &self.interpreter {
-            Some(name) => vec!["--interpreter".into(), name.into()],
-            None => Vec::new(),
+        let mut args: Vec<OsString> = Vec::new();
+        if let Some(name) = &self.interpreter {
+            args.extend(["--interpreter".into(), name.into()]);
         }
+        args.extend(self.exclusions.to_args());
+        args
+    }
+
+    /// Adds to [`Options::exclusions`] an interface to leave out of the
+    /// bindings ([`Exclusions::interfaces`]).
+    pub fn exclude_interface(&mut self, name: impl Into<String>) -> &mut Self {
+        self.exclusions.interface(name);
+        self
+    }
+
+    /// Adds to [`Options::exclusions`] an export to leave out of the
+    /// bindings ([`Exclusions::exports`]).
+    pub fn exclude_export(&mut self, name: impl Into<String>) -> &mut Self {
+        self.exclusions.export(name);
+        self
     }
 }
 
@@ -116,6 +138,13 @@ impl WitOptions {
     }
 }
 
+/// The functions of the interpreter interface ([`HEADER`]) every generated
+/// module imports from `env`, in import order: the intrinsics an interpreter
+/// defines (and `cabi_realloc`).
+pub fn intrinsic_names() -> impl Iterator<Item = &'static str> {
+    abi::Intrinsic::ALL.iter().map(|i| i.name())
+}
+
 /// A generated bindings dylib.
 #[derive(Clone, Debug)]
 pub struct Bindings {
@@ -139,7 +168,14 @@ impl Bindings {
 /// Fails with a message naming the function and type for what the interface
 /// cannot carry: `async` functions, `future`/`stream`, `error-context`, and
 /// fixed-length lists.
+///
+/// With [`Options::exclusions`], the bindings are those of the world without
+/// the excluded items (their `component-type` section says so too), and name
+/// the excluded exports in a
+/// [`EXCLUDED_EXPORTS_SECTION`](componentize_contract::excluded::EXCLUDED_EXPORTS_SECTION).
 pub fn generate(resolve: &Resolve, world: WorldId, options: &Options) -> Result<Bindings> {
+    let reduced = options.exclusions.apply(resolve, world)?;
+    let resolve = reduced.as_ref().map_or(resolve, |r| &r.resolve);
     let plan = plan::Plan::new(resolve, world)?;
     let mut wasm = encode::module(&plan, options.interpreter.as_deref());
     wit_component::embed_component_metadata(
@@ -150,6 +186,15 @@ pub fn generate(resolve: &Resolve, world: WorldId, options: &Options) -> Result<
         false,
     )
     .context("failed to embed the world's component-type section")?;
+    if let Some(reduced) = reduced.filter(|r| !r.excluded_exports.is_empty()) {
+        use componentize_contract::excluded::{EXCLUDED_EXPORTS_SECTION, encode_excluded_exports};
+        use wasm_encoder::Section;
+        wasm_encoder::CustomSection {
+            name: EXCLUDED_EXPORTS_SECTION.into(),
+            data: encode_excluded_exports(&reduced.excluded_exports).into(),
+        }
+        .append_to(&mut wasm);
+    }
     Ok(Bindings { wasm })
 }
 
@@ -260,7 +305,11 @@ mod tests {
     #[test]
     fn the_flags_give_the_options_back() {
         let mut options = Options::default();
-        options.interpreter("lua.so");
+        options
+            .interpreter("lua.so")
+            .exclude_interface("wasi:http/types@0.2")
+            .exclude_export("run")
+            .exclude_export("a:b/c");
         let mut wit = WitOptions::default();
         wit.feature("a,b").feature("c").all_features(true);
         let args = std::iter::once("generate".into())
