@@ -55,7 +55,10 @@
 #   needs   optional; one library per line ('#' comments allowed) to link
 #           against: another fixture library (built first), liblua,
 #           libsetjmp, or a sysroot library such as libwasi-emulated-mman
-#           (which also defines _WASI_EMULATED_MMAN).
+#           (which also defines _WASI_EMULATED_MMAN), or libdl (dlopen & co.:
+#           the library is linked against a throwaway stub libdl.so, only so
+#           that its dylink.0 `needed` names libdl.so; the link stage provides
+#           the real one, wit-component's built-in libdl).
 #   cflags  optional; extra clang flags, whitespace-separated, no quoting.
 # libc.so is always linked, and libsetjmp.so whenever the code uses
 # setjmp/longjmp.
@@ -534,6 +537,25 @@ say "lib/lua.so (interpreters/lua/c)"
 
 # ---------------------------------------------------------------- 6. test libraries
 declare -A lib_state=()   # name -> building|done
+# A libdl.so to link against, for `needs` naming libdl: the sysroot has none
+# (dlopen comes from the link stage). Its functions trap; it is built once,
+# outside lib/, and deleted after the test libraries are built.
+STUB_LIBDL_DIR=$WORK/.stub-libdl
+STUB_LIBDL=$STUB_LIBDL_DIR/libdl.so
+build_stub_libdl() {
+  local so=$STUB_LIBDL
+  if [ ! -f "$so" ]; then
+    mkdir -p "$STUB_LIBDL_DIR"
+    cat > "$STUB_LIBDL_DIR/libdl.c" << 'EOF'
+#include <dlfcn.h>
+int dlclose(void *handle) { (void)handle; __builtin_trap(); }
+char *dlerror(void) { __builtin_trap(); }
+void *dlopen(const char *file, int mode) { (void)file, (void)mode; __builtin_trap(); }
+void *dlsym(void *__restrict handle, const char *__restrict name) { (void)handle, (void)name; __builtin_trap(); }
+EOF
+    "$WASI_SO" -o "$so" --no-libc "$STUB_LIBDL_DIR/libdl.c" < /dev/null || die "building the stub libdl.so failed"
+  fi
+}
 build_fixture_lib() { # build_fixture_lib NAME
   local name=$1 dir=$FIXTURE_LIBS/$1 line need lines=() words=() args=() extra=() srcs=()
   case ${lib_state[$name]:-} in
@@ -549,7 +571,12 @@ build_fixture_lib() { # build_fixture_lib NAME
     need=${line%%#*}; need=${need//[[:space:]]/}; need=${need%.so}
     [ -n "$need" ] && [ "$need" != libc ] || continue
     if [ -d "$FIXTURE_LIBS/$need" ]; then build_fixture_lib "$need"; fi
-    args+=(--needs "$need")
+    if [ "$need" = libdl ]; then
+      build_stub_libdl
+      args+=(--needs "$STUB_LIBDL")
+    else
+      args+=(--needs "$need")
+    fi
   done
   if [ -f "$dir/cflags" ]; then
     mapfile -t lines < "$dir/cflags"
@@ -573,6 +600,7 @@ if [ -d "$FIXTURE_LIBS" ]; then
     build_fixture_lib "$(basename "$d")"
   done
 fi
+rm -rf "$STUB_LIBDL_DIR"
 
 # ---------------------------------------------------------------- 7. checks, env.sh, manifest
 for so in "$WORK"/lib/*.so "$WORK/sysroot/lib/$WASI_TARGET"/*.so; do

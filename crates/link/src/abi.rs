@@ -18,6 +18,10 @@ pub(crate) const LIBC: &str = "libc.so";
 /// Name wit-component gives its library of trapping stubs.
 pub(crate) const STUBS_LIBRARY: &str = "wit-component:stubs";
 
+/// Name of the library of trapping stubs for the intrinsics an interpreter
+/// lacks (`trap_stubs`).
+pub(crate) const INTRINSIC_STUBS_LIBRARY: &str = "componentize:missing-intrinsics";
+
 /// The custom section holding a dynamic library's linking metadata.
 pub(crate) const DYLINK_SECTION: &str = "dylink.0";
 

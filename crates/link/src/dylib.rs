@@ -2,21 +2,24 @@
 //! and origin, and what linking needs to know about it, read from the
 //! module: the `dylink.0` `needed` list and export info, the symbols it
 //! imports and exports (and whether an export is a definition or just
-//! hands on one of its own imports), and whether its embedded WIT world has
-//! exports.
+//! hands on one of its own imports), whether its code uses each imported
+//! function, its embedded WIT world and the world exports its bindings
+//! leave to other libraries.
 
 use crate::abi::{
     BUILT_IN_LIBDL, CABI_POST, COMPONENT_TYPE_SECTION, DYLINK_SECTION, ENV, ENV_PROVIDED, GOT_FUNC,
-    GOT_MEM, GOT_MEM_PROVIDED, LIBC, LINKER_CALLED, START, STUBS_LIBRARY,
+    GOT_MEM, GOT_MEM_PROVIDED, INTRINSIC_STUBS_LIBRARY, LIBC, LINKER_CALLED, START, STUBS_LIBRARY,
 };
 use crate::report::{Library, Origin};
 use anyhow::{Context, Result, anyhow, bail};
+use componentize_contract::excluded::{EXCLUDED_EXPORTS_SECTION, decode_excluded_exports};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use wasmparser::{
-    Dylink0Subsection, ExternalKind, FuncType, KnownCustom, Parser, Payload, SymbolFlags, TypeRef,
-    ValType, Validator, WasmFeatures,
+    ConstExpr, Dylink0Subsection, ElementItems, ExternalKind, FuncType, KnownCustom, Operator,
+    OperatorsReader, Parser, Payload, SymbolFlags, TypeRef, ValType, Validator, WasmFeatures,
 };
+use wit_parser::{Resolve, WorldId, WorldItem};
 
 /// A core function type.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,6 +110,18 @@ pub struct Export {
 pub struct FuncImport {
     pub sig: FuncSig,
     pub weak: bool,
+    /// The library's code can reach it: it is called (`call`,
+    /// `return_call`), its reference is taken (`ref.func`), it is in an
+    /// element segment, or it is exported or the start function. An import
+    /// that is none of these is dead: a stub for it is never called.
+    pub used: bool,
+}
+
+/// The WIT world a library embeds (its `component-type` section).
+#[derive(Clone, Debug)]
+pub struct Wit {
+    pub resolve: Resolve,
+    pub world: WorldId,
 }
 
 /// A library of the link, with the linking-relevant facts about it.
@@ -139,6 +154,14 @@ pub struct Dylib {
     pub has_start: bool,
     /// Carries a `component-type` custom section.
     pub has_world: bool,
+    /// That section's world, decoded.
+    pub wit: Option<Wit>,
+    /// The names of its world's exports as the component names them (`f`,
+    /// `pkg:ns/iface@1.0.0`), in world order.
+    pub export_names: Vec<String>,
+    /// The world exports these bindings leave to other libraries (their
+    /// `componentize-excluded-exports` section), in order.
+    pub excluded_exports: Vec<String>,
     /// Names of the world-level functions its WIT world exports; their core
     /// exports are the component's entry points.
     pub world_exports: BTreeSet<String>,
@@ -154,6 +177,9 @@ pub fn check_name(name: &str) -> Result<()> {
     }
     if name == STUBS_LIBRARY {
         bail!("`{STUBS_LIBRARY}` is reserved for wit-component's stub library");
+    }
+    if name == INTRINSIC_STUBS_LIBRARY {
+        bail!("`{INTRINSIC_STUBS_LIBRARY}` is reserved for the stubs of missing intrinsics");
     }
     Ok(())
 }
@@ -190,6 +216,9 @@ impl Dylib {
             exports: BTreeMap::new(),
             has_start: false,
             has_world: false,
+            wit: None,
+            export_names: Vec::new(),
+            excluded_exports: Vec::new(),
             world_exports: BTreeSet::new(),
             has_component_exports: false,
         }
@@ -219,7 +248,14 @@ impl Dylib {
             ("memcmp", f(&[I32, I32, I32], &[I32])),
         ]
         .into_iter()
-        .map(|(n, sig)| (n.to_string(), FuncImport { sig, weak: false }))
+        .map(|(n, sig)| {
+            let import = FuncImport {
+                sig,
+                weak: false,
+                used: true,
+            };
+            (n.to_string(), import)
+        })
         .collect();
         lib.exports = [
             ("dlopen", f(&[I32, I32], &[I32])),
@@ -282,6 +318,11 @@ impl Dylib {
         let mut import_weak: BTreeSet<(String, String)> = BTreeSet::new();
         let mut export_weak: BTreeSet<String> = BTreeSet::new();
         let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
+        // Function index of each function imported from `env`, by name.
+        let mut env_func_index: BTreeMap<String, u32> = BTreeMap::new();
+        // Imported functions (by index) the module's code can reach.
+        let mut reached: BTreeSet<u32> = BTreeSet::new();
+        let mut imported_func_count = 0u32;
 
         let func_sig = |types: &[Option<FuncType>], index: u32| -> Result<FuncSig> {
             match types.get(index as usize) {
@@ -295,6 +336,10 @@ impl Dylib {
                 Payload::CustomSection(section) => {
                     if section.name().starts_with(COMPONENT_TYPE_SECTION) {
                         self.has_world = true;
+                    }
+                    if section.name() == EXCLUDED_EXPORTS_SECTION {
+                        self.excluded_exports
+                            .extend(decode_excluded_exports(section.data())?);
                     }
                     if let KnownCustom::Dylink0(reader) = section.as_known() {
                         has_dylink = true;
@@ -347,6 +392,7 @@ impl Dylib {
                             TypeRef::Func(ty) => {
                                 func_types.push(ty);
                                 imported_funcs.push(key);
+                                imported_func_count += 1;
                             }
                             TypeRef::Global(ty) => {
                                 global_types.push(ty);
@@ -362,8 +408,13 @@ impl Dylib {
                             (ENV, _) if ENV_PROVIDED.contains(&import.name) => {}
                             (ENV, TypeRef::Func(ty)) => {
                                 let sig = func_sig(&types, ty)?;
-                                self.funcs
-                                    .insert(import.name.into(), FuncImport { sig, weak });
+                                let import_info = FuncImport {
+                                    sig,
+                                    weak,
+                                    used: false,
+                                };
+                                self.funcs.insert(import.name.into(), import_info);
+                                env_func_index.insert(import.name.into(), imported_func_count - 1);
                             }
                             (ENV, TypeRef::Tag(tag)) => {
                                 self.tags.insert(
@@ -394,8 +445,32 @@ impl Dylib {
                 }
                 Payload::GlobalSection(reader) => {
                     for g in reader {
-                        global_types.push(g?.ty);
+                        let g = g?;
+                        global_types.push(g.ty);
+                        reach_const(&g.init_expr, &mut reached)?;
                     }
+                }
+                Payload::ElementSection(reader) => {
+                    for element in reader {
+                        match element?.items {
+                            ElementItems::Functions(funcs) => {
+                                for f in funcs {
+                                    reached.insert(f?);
+                                }
+                            }
+                            ElementItems::Expressions(_, exprs) => {
+                                for e in exprs {
+                                    reach_const(&e?, &mut reached)?;
+                                }
+                            }
+                        }
+                    }
+                }
+                Payload::StartSection { func, .. } => {
+                    reached.insert(func);
+                }
+                Payload::CodeSectionEntry(body) => {
+                    reach(body.get_operators_reader()?, &mut reached)?;
                 }
                 Payload::TagSection(reader) => {
                     for t in reader {
@@ -415,6 +490,17 @@ impl Dylib {
             bail!(
                 "is not a dynamic library: it has no `{DYLINK_SECTION}` section (compile with -fPIC and link with -shared)"
             );
+        }
+
+        for (_, kind, index) in &exports {
+            if *kind == ExternalKind::Func {
+                reached.insert(*index);
+            }
+        }
+        for (name, index) in &env_func_index {
+            if let Some(import) = self.funcs.get_mut(name) {
+                import.used = reached.contains(index);
+            }
         }
 
         for (name, kind, index) in exports {
@@ -476,12 +562,38 @@ impl Dylib {
                 .context("cannot read its WIT world (`component-type` section)")?;
             let world = &bindgen.resolve.worlds[bindgen.world];
             self.has_component_exports = !world.exports.is_empty();
-            for item in world.exports.values() {
-                if let wit_parser::WorldItem::Function(f) = item {
+            for (key, item) in &world.exports {
+                if let WorldItem::Function(f) = item {
                     self.world_exports.insert(f.name.clone());
                 }
+                self.export_names.push(bindgen.resolve.name_world_key(key));
             }
+            self.wit = Some(Wit {
+                resolve: bindgen.resolve,
+                world: bindgen.world,
+            });
         }
         Ok(())
     }
+}
+
+/// Adds to `reached` the functions `code` calls or takes the reference of.
+fn reach(code: OperatorsReader<'_>, reached: &mut BTreeSet<u32>) -> Result<()> {
+    for op in code {
+        match op? {
+            Operator::Call { function_index }
+            | Operator::ReturnCall { function_index }
+            | Operator::RefFunc { function_index } => {
+                reached.insert(function_index);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Adds to `reached` the functions a constant expression takes the
+/// reference of.
+fn reach_const(expr: &ConstExpr<'_>, reached: &mut BTreeSet<u32>) -> Result<()> {
+    reach(expr.get_operators_reader(), reached)
 }

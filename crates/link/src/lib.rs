@@ -32,7 +32,14 @@
 //!    `libdl.so` found nowhere is wit-component's built-in one (the report
 //!    says so); any other library found nowhere is an error that says who
 //!    needs it and where it looked.
-//! 2. **Checks duplicate definitions.** A symbol exported by several
+//! 2. **Checks who implements the world**, the union of the libraries' WIT
+//!    worlds: every export is defined by exactly one library, and every
+//!    export that bindings leave out (generated with `--exclude-interface`
+//!    or `--exclude-export`, which they list in their
+//!    [`EXCLUDED_EXPORTS_SECTION`](componentize_contract::excluded::EXCLUDED_EXPORTS_SECTION))
+//!    by exactly one other library.
+//!
+//!    **Checks duplicate definitions.** A symbol exported by several
 //!    libraries must have the same type everywhere, must not be one of the
 //!    core exports implementing a WIT world's exports (a world export named
 //!    `getenv` would take over libc's `getenv`), and one definition must be
@@ -58,6 +65,16 @@
 //!    reports what does not, grouped by library. With
 //!    [`stub_missing_functions`](Link::stub_missing_functions) missing
 //!    functions become traps instead (weak ones always do).
+//!
+//!    Intrinsics of `componentize.h` that bindings import (they import all
+//!    of them) and their interpreter lacks, because it was built against an
+//!    older header, are judged by what the world needs: an intrinsic the
+//!    bindings' code never calls, references or exports is not needed, and
+//!    when none is, they become traps named after them and the report says
+//!    so ([`Linked::missing_intrinsics`]). One the world needs is an error
+//!    naming it and the WIT type and function that need it, e.g.
+//!    "`wit_dylib_push_map` is needed for `map<string, u32>` in export
+//!    `count`" (unless missing functions are to be stubbed).
 //! 6. **Adds adapters.** The `wasi_snapshot_preview1` adapter (the reactor
 //!    flavour bundled from `wasi-preview1-component-adapter-provider` 48) is
 //!    added when, and only when, a kept library imports that namespace;
@@ -75,28 +92,36 @@
 //!
 //! The data flows from the inputs ([`Link`], `inputs`, `adapter`) through
 //! the search for needed libraries (`search`) to one `Dylib` per library
-//! (`dylib`), analysed by `symbols`, linked by [`Resolved::encode`] and
-//! reported as [`Linked`] (`report`).
+//! (`dylib`), checked by `exports` (who implements the world) and analysed
+//! by `symbols` (with `intrinsics` for the interpreter interface), linked
+//! by [`Resolved::encode`] (with the `trap_stubs` of missing intrinsics)
+//! and reported as [`Linked`] (`report`).
 
 #![warn(missing_docs)]
 
 mod abi;
 mod adapter;
 mod dylib;
+mod exports;
 mod inputs;
+mod intrinsics;
 mod options;
 mod quiet;
 mod report;
 mod resolved;
 mod search;
 mod symbols;
+mod trap_stubs;
 
 use anyhow::{Result, anyhow, bail};
 use std::path::{MAIN_SEPARATOR, Path, PathBuf};
 
 pub use abi::{BUILT_IN_LIBDL, WASI_PREVIEW1};
 pub use options::{AdapterFile, Options};
-pub use report::{Adapter, AdapterOrigin, Library, Linked, Origin, Report, Stub};
+pub use report::{
+    Adapter, AdapterOrigin, Library, Linked, MissingIntrinsics, NeededIntrinsic, Origin, Report,
+    Stub,
+};
 pub use resolved::Resolved;
 
 use inputs::{Blob, Input};

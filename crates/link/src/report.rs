@@ -71,6 +71,9 @@ impl fmt::Display for Origin {
                 f,
                 "built into wit-component, needed by `{by}`: no libdl.so on the search path"
             ),
+            Origin::BuiltIn { needed_by: None } => {
+                f.write_str("built into wit-component, for the dl-openable libraries")
+            }
             other => f.write_str(&other.describe()),
         }
     }
@@ -134,6 +137,100 @@ pub struct Stub {
     pub symbol: String,
 }
 
+/// Intrinsics of `componentize.h` that bindings import and no linked library
+/// defines: the interpreter was built against an older header. Linking
+/// stubs them when the world needs none of them, or with
+/// [`Link::stub_missing_functions`](crate::Link::stub_missing_functions);
+/// otherwise it is an error naming what needs each. The stubs trap when
+/// called; they come from a library of their own,
+/// `componentize:missing-intrinsics`, which names them in the trap's
+/// backtrace and is not listed among the [`Linked::libraries`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MissingIntrinsics {
+    /// The bindings importing them.
+    pub bindings: String,
+    /// The libraries that define the bindings' other intrinsics (the
+    /// interpreter; rarely more than one).
+    pub interpreter: Vec<String>,
+    /// Every one missing, by name.
+    pub missing: Vec<String>,
+    /// Those the bindings' code calls: the world needs them.
+    pub needed: Vec<NeededIntrinsic>,
+}
+
+/// An intrinsic the world needs, and what needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NeededIntrinsic {
+    /// The intrinsic, e.g. `wit_dylib_push_map`.
+    pub name: String,
+    /// What needs it, as the end of "`name` is needed ...": e.g. "for
+    /// `map<string, u32>` in export `pkg:ns/iface.f`", or "by the bindings".
+    pub needed: String,
+}
+
+impl fmt::Display for NeededIntrinsic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is needed {}", self.name, self.needed)
+    }
+}
+
+impl MissingIntrinsics {
+    /// "`libold.so` lacks 7 intrinsics of componentize.h imported by
+    /// `bindings.so` (`a`, `b`, ...)".
+    fn summary(&self) -> String {
+        let verb = if self.interpreter.len() == 1 {
+            "lacks"
+        } else {
+            "lack"
+        };
+        let n = self.missing.len();
+        let names: Vec<String> = self.missing.iter().map(|n| format!("`{n}`")).collect();
+        format!(
+            "{} {verb} {n} intrinsic{} of componentize.h imported by `{}` ({})",
+            quoted(&self.interpreter),
+            if n == 1 { "" } else { "s" },
+            self.bindings,
+            names.join(", ")
+        )
+    }
+
+    /// The error when the world needs some of them.
+    pub(crate) fn refusal(&self) -> String {
+        let mut msg = format!(
+            "{}; the world needs {} of them:",
+            self.summary(),
+            self.needed.len()
+        );
+        for needed in &self.needed {
+            msg.push_str(&format!("\n  {needed}"));
+        }
+        msg.push_str(&format!(
+            "\n{} was probably built against an older componentize.h: rebuild it against the current one (`componentize header` prints it), or change the world so that it does not use what needs these intrinsics",
+            quoted(&self.interpreter)
+        ));
+        msg
+    }
+}
+
+impl fmt::Display for MissingIntrinsics {
+    /// The line of the report: what is missing, what the world needs, what
+    /// became of them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.summary())?;
+        if self.needed.is_empty() {
+            return f.write_str("the world needs none of them; stubbed");
+        }
+        let needed: Vec<String> = self.needed.iter().map(|n| n.to_string()).collect();
+        write!(
+            f,
+            "{}; stubbed as asked (stub-missing-functions): calling them traps",
+            needed.join(", ")
+        )
+    }
+}
+
 /// The result of [`Link::encode`](crate::Link::encode): the component and
 /// what went into it.
 #[derive(Clone, Debug)]
@@ -144,6 +241,7 @@ pub struct Linked {
     pub(crate) unused: Vec<Library>,
     pub(crate) adapters: Vec<Adapter>,
     pub(crate) stubs: Vec<Stub>,
+    pub(crate) missing_intrinsics: Vec<MissingIntrinsics>,
 }
 
 impl Linked {
@@ -158,7 +256,8 @@ impl Linked {
     }
 
     /// The libraries linked in, in the order given to wit-component's
-    /// linker (the first library exporting a symbol provides it).
+    /// linker (the first library exporting a symbol provides it), without
+    /// the stubs of [missing intrinsics](Linked::missing_intrinsics).
     pub fn libraries(&self) -> &[Library] {
         &self.libraries
     }
@@ -178,9 +277,16 @@ impl Linked {
         &self.stubs
     }
 
+    /// Intrinsics the bindings import that their interpreter lacks (also
+    /// among the [`stubs`](Linked::stubs)), per bindings module.
+    pub fn missing_intrinsics(&self) -> &[MissingIntrinsics] {
+        &self.missing_intrinsics
+    }
+
     /// The report as text, one line (ending in a newline) per linked
-    /// library, unused library, adapter and stub: what
-    /// `componentize link --verbose` prints.
+    /// library, unused library, adapter, bindings module whose interpreter
+    /// lacks intrinsics, and stub: what `componentize link --verbose`
+    /// prints.
     pub fn report(&self) -> Report<'_> {
         Report(self)
     }
@@ -202,9 +308,22 @@ impl fmt::Display for Report<'_> {
         for a in &linked.adapters {
             writeln!(f, "adapter {} ({})", a.name, a.origin)?;
         }
+        for m in &linked.missing_intrinsics {
+            writeln!(f, "{m}")?;
+        }
         for s in &linked.stubs {
             writeln!(f, "stub {} (imported by {})", s.symbol, s.library)?;
         }
         Ok(())
+    }
+}
+
+/// Names in backquotes, as a list: "`a`", "`a` and `b`", "`a`, `b` and `c`".
+pub(crate) fn quoted<S: AsRef<str>>(names: &[S]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
+    match q.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }

@@ -1,11 +1,14 @@
 //! A link with every input read and every needed library found: what
 //! determines the component, and the run of wit-component's linker on it.
 
+use crate::abi::INTRINSIC_STUBS_LIBRARY;
 use crate::adapter::{self, AdapterModule};
 use crate::dylib::Dylib;
+use crate::exports;
 use crate::quiet;
 use crate::report::Linked;
 use crate::symbols;
+use crate::trap_stubs;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::BTreeSet;
 
@@ -64,9 +67,13 @@ impl Resolved {
     /// documentation.
     pub fn encode(&self) -> Result<Linked> {
         let libs = &self.libs;
+        exports::check(libs)?;
         let order = symbols::order(libs)?;
         let keep = symbols::reachable(libs, &order);
-        let stubs = symbols::resolve(libs, &order, &keep, self.stub_missing_functions)?;
+        let resolution = symbols::resolve(libs, &order, &keep, self.stub_missing_functions)?;
+        let intrinsic_stubs = (!resolution.intrinsic_stubs.is_empty())
+            .then(|| trap_stubs::library(&resolution.intrinsic_stubs))
+            .transpose()?;
         let kept: Vec<&Dylib> = order
             .iter()
             .filter(|&&i| keep[i])
@@ -89,6 +96,10 @@ impl Resolved {
                     }
                     None => uses_libdl = true,
                 }
+            }
+            // Nothing else defines the intrinsics it stubs: last will do.
+            if let Some(stubs) = &intrinsic_stubs {
+                linker.library(INTRINSIC_STUBS_LIBRARY, stubs, false)?;
             }
             linker
                 .stub_missing_functions(self.stub_missing_functions)
@@ -125,7 +136,8 @@ impl Resolved {
             libraries: report(libraries),
             unused: report(unused),
             adapters: adapters.iter().map(|a| a.to_adapter()).collect(),
-            stubs,
+            stubs: resolution.stubs,
+            missing_intrinsics: resolution.missing_intrinsics,
         })
     }
 }

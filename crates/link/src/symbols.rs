@@ -1,7 +1,8 @@
 //! Symbol analysis over the whole set of libraries, done before
 //! wit-component's linker sees them: duplicate and conflicting definitions,
 //! the library order that makes every import resolve to a definition, which
-//! libraries the linker will keep, and unresolved symbols.
+//! libraries the linker will keep, and unresolved symbols (among them the
+//! intrinsics an interpreter lacks, see `intrinsics`).
 //!
 //! The model follows wit-component 0.263's `Linker`: an import resolves to
 //! the first library, in the order given to the linker, exporting a symbol
@@ -10,8 +11,9 @@
 //! it in `needed` or imports a function from it.
 
 use crate::abi::{CABI_POST, START};
-use crate::dylib::{Dylib, Sig};
-use crate::report::Stub;
+use crate::dylib::{Dylib, FuncSig, Sig};
+use crate::intrinsics;
+use crate::report::{MissingIntrinsics, NeededIntrinsic, Stub, quoted};
 use anyhow::{Result, bail};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
@@ -255,17 +257,68 @@ pub fn reachable(libs: &[Dylib], order: &[usize]) -> Vec<bool> {
     keep
 }
 
+/// What [`resolve`] found: the functions that will trap, and the
+/// intrinsics of componentize.h that bindings import and no library
+/// defines.
+pub struct Resolution {
+    /// Every function stubbed, the missing intrinsics included.
+    pub stubs: Vec<Stub>,
+    /// Per bindings module, the intrinsics its interpreter lacks.
+    pub missing_intrinsics: Vec<MissingIntrinsics>,
+    /// The missing intrinsics by name, with their type: what the library of
+    /// `trap_stubs` defines (wit-component stubs the others).
+    pub intrinsic_stubs: BTreeMap<String, FuncSig>,
+}
+
+/// The kept libraries, in `order`, that define intrinsics the bindings
+/// `libs[bindings]` import (other than `cabi_realloc`, which libc defines
+/// too): its interpreter.
+fn interpreters<'a>(
+    libs: &'a [Dylib],
+    order: &[usize],
+    keep: &[bool],
+    bindings: usize,
+) -> Vec<&'a str> {
+    let imports = &libs[bindings].funcs;
+    order
+        .iter()
+        .copied()
+        .filter(|&j| j != bindings && keep[j])
+        .filter(|&j| {
+            libs[j].exports.iter().any(|(name, e)| {
+                !e.reexport
+                    && imports.contains_key(name)
+                    && intrinsics::is_interpreter_intrinsic(name)
+            })
+        })
+        .map(|j| libs[j].name.as_str())
+        .collect()
+}
+
 /// Checks that every import of a kept library resolves, and lists the
-/// functions the linker will stub (weak ones, and with `stub` all missing
-/// functions).
-pub fn resolve(libs: &[Dylib], order: &[usize], keep: &[bool], stub: bool) -> Result<Vec<Stub>> {
+/// functions the linker will stub: weak ones, the intrinsics of
+/// componentize.h that bindings import and their interpreter lacks when the
+/// world does not need them, and with `stub` all missing functions. An
+/// intrinsic the world needs is an error (unless `stub`) naming what needs
+/// it.
+pub fn resolve(libs: &[Dylib], order: &[usize], keep: &[bool], stub: bool) -> Result<Resolution> {
     let kept = |i: usize| keep[i];
     let mut stubs = Vec::new();
     // library -> problems; `stubbable` says whether a stub would do.
     let mut missing: BTreeMap<usize, Vec<(String, bool)>> = BTreeMap::new();
+    // bindings -> the intrinsics their interpreter lacks.
+    let mut lacking: BTreeMap<usize, MissingIntrinsics> = BTreeMap::new();
+    let mut intrinsic_stubs = BTreeMap::new();
 
     for &i in order.iter().filter(|&&i| keep[i]) {
         let lib = &libs[i];
+        // Only bindings (they embed a world) import intrinsics; only an
+        // interpreter that defines some of them can lack the others.
+        let interpreter = if lib.has_world {
+            interpreters(libs, order, keep, i)
+        } else {
+            Vec::new()
+        };
         let mut report = |text: String, stubbable: bool, weak: bool, sym: &str| {
             if stubbable && (stub || weak) {
                 stubs.push(Stub {
@@ -282,6 +335,22 @@ pub fn resolve(libs: &[Dylib], order: &[usize], keep: &[bool], stub: bool) -> Re
             // The linker resolves a function among all the libraries it is
             // given (a match makes the exporter kept), by name and type.
             match exporter(libs, order, name, |_| true) {
+                None if !interpreter.is_empty() && intrinsics::is_intrinsic(name) => {
+                    let m = lacking.entry(i).or_insert_with(|| MissingIntrinsics {
+                        bindings: lib.name.clone(),
+                        interpreter: interpreter.iter().map(|n| n.to_string()).collect(),
+                        missing: Vec::new(),
+                        needed: Vec::new(),
+                    });
+                    m.missing.push(name.clone());
+                    if imp.used {
+                        m.needed.push(NeededIntrinsic {
+                            name: name.clone(),
+                            needed: intrinsics::needed_for(name, lib.wit.as_ref()),
+                        });
+                    }
+                    intrinsic_stubs.insert(name.clone(), imp.sig.clone());
+                }
                 None => report(format!("`{name}` ({want})"), true, imp.weak, name),
                 Some(e) => {
                     let export = &libs[e].exports[name];
@@ -370,8 +439,26 @@ pub fn resolve(libs: &[Dylib], order: &[usize], keep: &[bool], stub: bool) -> Re
         }
     }
 
-    if !missing.is_empty() {
-        let mut msg = String::from("unresolved symbols:");
+    let missing_intrinsics: Vec<MissingIntrinsics> = lacking.into_values().collect();
+    let refused: Vec<&MissingIntrinsics> = missing_intrinsics
+        .iter()
+        .filter(|m| !stub && !m.needed.is_empty())
+        .collect();
+
+    if !missing.is_empty() || !refused.is_empty() {
+        let mut msg = String::new();
+        for m in &refused {
+            if !msg.is_empty() {
+                msg.push('\n');
+            }
+            msg.push_str(&m.refusal());
+        }
+        if !missing.is_empty() {
+            if !msg.is_empty() {
+                msg.push('\n');
+            }
+            msg.push_str("unresolved symbols:");
+        }
         for (i, items) in &missing {
             let _ = write!(msg, "\n  `{}` needs:", libs[*i].name);
             for (text, _) in items {
@@ -379,23 +466,24 @@ pub fn resolve(libs: &[Dylib], order: &[usize], keep: &[bool], stub: bool) -> Re
             }
         }
         let only_functions = missing.values().flatten().all(|(_, stubbable)| *stubbable);
-        if only_functions {
+        if !missing.is_empty() && only_functions {
             msg.push_str(
                 "\n(if these functions are never called, link with stub_missing_functions / --stub-missing-functions to make them trap instead)",
             );
         }
         bail!(msg);
     }
+    for m in &missing_intrinsics {
+        stubs.extend(m.missing.iter().map(|symbol| Stub {
+            library: m.bindings.clone(),
+            symbol: symbol.clone(),
+        }));
+    }
     stubs.sort();
     stubs.dedup();
-    Ok(stubs)
-}
-
-fn quoted(names: &[&str]) -> String {
-    let q: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-    match q.as_slice() {
-        [] => String::new(),
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
-    }
+    Ok(Resolution {
+        stubs,
+        missing_intrinsics,
+        intrinsic_stubs,
+    })
 }

@@ -125,6 +125,8 @@ pub struct Dylib<'a> {
     pub reexports: Vec<usize>,
     /// WIT source of a package with one world to embed (`component-type`).
     pub world: Option<&'a str>,
+    /// Custom sections to add: (name, contents).
+    pub custom_sections: Vec<(&'a str, Vec<u8>)>,
     /// Export `_start`.
     pub start: bool,
     /// Leave out the `dylink.0` section (not a dylib).
@@ -180,7 +182,9 @@ fn custom_dylink(module: &mut Module, needed: &[&str], memory_size: u32) {
     });
 }
 
-fn embed_world(bytes: &mut Vec<u8>, wit: &str) {
+/// Embeds the only world of the WIT package `wit` into the module `bytes`
+/// as its `component-type` section.
+pub fn embed_world(bytes: &mut Vec<u8>, wit: &str) {
     let mut resolve = wit_parser::Resolve::default();
     let pkg = resolve.push_str("test.wit", wit).unwrap();
     let world = resolve.select_world(&[pkg], None).unwrap();
@@ -275,6 +279,12 @@ impl Dylib<'_> {
         }
         module.section(&exports);
         module.section(&code);
+        for (name, data) in &self.custom_sections {
+            module.section(&CustomSection {
+                name: Cow::Borrowed(name),
+                data: Cow::Borrowed(data),
+            });
+        }
         let mut bytes = module.finish();
         if let Some(wit) = self.world {
             embed_world(&mut bytes, wit);
