@@ -264,7 +264,7 @@ fn mem_arg(memory: u32, offset: u64, align: u32) -> MemArg {
 }
 
 fn append_accessors(component: &mut Component, info: &ComponentInfo) -> Vec<Accessor> {
-    let counts = info.counts;
+    let counts = info.spaces.counts;
     let mut accessors = Vec::new();
     // The accessor module.
     let mut imports = ImportSection::new();

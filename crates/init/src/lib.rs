@@ -18,7 +18,13 @@
 //! 4. **Rewrite** the original component: globals start at their measured
 //!    values, memories at their measured size with the non-zero bytes in
 //!    active data segments, start functions (constructors) are gone, and the
-//!    init export is removed.
+//!    init export is removed: a top-level function, or an interface whose
+//!    only function it is, goes whole; a function of an exported interface
+//!    with other functions goes from that interface alone (wit-component's
+//!    shim component loses its import and export), so the output exports
+//!    the interface without it. A shape that cannot lose the function
+//!    (an imported interface, a shim instantiated twice, an alias of the
+//!    function, ...) is refused before the init call, naming the export.
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
@@ -51,7 +57,7 @@ pub use options::{
 pub use report::{Failure, InitError, Snapshot, Stats, Timings};
 pub use run::{InitCall, Runtime};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use snapshot::ModuleState;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -92,7 +98,8 @@ impl Init {
     }
 
     /// Calls an exported function (see [`InitCall::Func`]); its export is
-    /// removed from the output unless [`Init::keep_init_export`].
+    /// removed from the output unless [`Init::keep_init_export`] (only the
+    /// function, when its interface exports others).
     pub fn init_func(&mut self, call: impl Into<String>) -> &mut Self {
         self.call(Some(InitCall::Func(call.into())))
     }
@@ -174,7 +181,15 @@ impl Init {
         let mut session = run::start(&runtime, &instrumented, &self.options)?;
         timings.compile = session.compile;
         timings.instantiate = session.instantiate;
-        let called = session.call(self.call.as_ref(), self.options.keep_init_export)?;
+        let prepared = session.prepare(self.call.as_ref())?;
+        // Refuse before the call runs when its export cannot be removed.
+        let removal = match prepared.export() {
+            Some(export) if !self.options.keep_init_export => {
+                Some(rewrite::Removal::plan(wasm, &info, export)?)
+            }
+            _ => None,
+        };
+        let called = session.call(&prepared)?;
         timings.init = called.time;
 
         let t = Instant::now();
@@ -184,20 +199,7 @@ impl Init {
         drop(session);
 
         let t = Instant::now();
-        let removal = match &called.remove {
-            None => None,
-            Some(name) => {
-                let export = info
-                    .exports
-                    .iter()
-                    .find(|e| &e.name == name)
-                    .ok_or_else(|| {
-                        anyhow!("cannot remove `{name}`: it is not a top-level export")
-                    })?;
-                Some(rewrite::Removal { export })
-            }
-        };
-        let out = rewrite::rewrite_component(wasm, &info, &states, removal)?;
+        let out = rewrite::rewrite_component(wasm, &info, &states, removal.as_ref())?;
         validate(&out).context("internal error: the snapshot does not validate")?;
         timings.rewrite = t.elapsed();
 

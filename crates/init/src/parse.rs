@@ -5,9 +5,9 @@
 use anyhow::{Context, Result, bail};
 use std::ops::Range;
 use wasmparser::{
-    CanonicalFunction, Chunk, ComponentAlias, ComponentExternalKind, ComponentOuterAliasKind,
-    ComponentTypeRef, Encoding, ExternalKind, Instance, Operator, Parser, Payload, TypeRef,
-    ValType, WasmFeatures,
+    CanonicalFunction, Chunk, ComponentAlias, ComponentExternalKind, ComponentInstance,
+    ComponentOuterAliasKind, ComponentTypeRef, Encoding, ExternalKind, Instance, Operator, Parser,
+    Payload, TypeRef, ValType, WasmFeatures,
 };
 
 /// Prefix of every export this crate adds to a module; an input that already
@@ -35,17 +35,327 @@ pub(crate) struct Counts {
     pub instances: u32,
 }
 
-/// A top-level export of the component.
+/// An export of a component (the top level or a nested one).
 #[derive(Debug, Clone)]
-pub(crate) struct TopExport {
+pub(crate) struct Export {
     pub name: String,
     pub kind: ComponentExternalKind,
+    /// The index of the exported item in `kind`'s index space.
+    pub index: u32,
+    /// Whether the export ascribes a type to the item.
+    pub ascribed: bool,
     /// Index in `kind`'s index space that the export itself introduces.
     pub introduced: u32,
-    /// Position of its section in [`ComponentInfo::sections`].
+    /// Ordinal of its section (see [`for_each_section`]).
     pub section: usize,
     /// Position of the export in its section.
     pub position: usize,
+}
+
+/// An import of a component.
+#[derive(Debug, Clone)]
+pub(crate) struct Import {
+    pub name: String,
+    pub kind: ComponentExternalKind,
+    /// Index in `kind`'s index space that the import introduces.
+    pub introduced: u32,
+    /// Ordinal of its section.
+    pub section: usize,
+    /// Position of the import in its section.
+    pub position: usize,
+}
+
+/// A named item of an instance expression: a `with` argument of an
+/// instantiation, or an export of an instance made of exports.
+#[derive(Debug, Clone)]
+pub(crate) struct Arg {
+    pub name: String,
+    pub kind: ComponentExternalKind,
+    pub index: u32,
+}
+
+/// How a component instance comes to be.
+#[derive(Debug, Clone)]
+pub(crate) enum InstanceOrigin {
+    /// `(instance (instantiate C (with "name" (func N)) ...))`.
+    Instantiate {
+        component: u32,
+        args: Vec<Arg>,
+    },
+    /// `(instance (export "name" (func N)) ...)`.
+    FromExports(Vec<Arg>),
+    Imported,
+    /// An alias of an instance's export.
+    Aliased,
+    /// An export, which introduces a new index for the instance it exports.
+    Exported,
+}
+
+/// How a component (an item of the component index space) comes to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ComponentOrigin {
+    /// A nested component section.
+    Nested,
+    Imported,
+    /// An alias (of an instance's export or of an outer component).
+    Aliased,
+    Exported,
+}
+
+/// An item of an index space: how it is made and where.
+#[derive(Debug, Clone)]
+pub(crate) struct Item<O> {
+    pub origin: O,
+    /// Ordinal of its section.
+    pub section: usize,
+    /// Position in its section (0 for a nested component section).
+    pub position: usize,
+}
+
+/// The index spaces of one component, the top level or a nested one, as
+/// its sections define them (nested components and modules are not
+/// entered).
+#[derive(Debug, Default)]
+pub(crate) struct Spaces {
+    pub counts: Counts,
+    /// Every component instance, by index.
+    pub instances: Vec<Item<InstanceOrigin>>,
+    /// Every component, by index.
+    pub components: Vec<Item<ComponentOrigin>>,
+    pub imports: Vec<Import>,
+    pub exports: Vec<Export>,
+    /// Aliases of an instance's export: (instance, export name).
+    pub instance_aliases: Vec<(u32, String)>,
+}
+
+impl Spaces {
+    /// Records what the section `payload`, whose ordinal is `section`,
+    /// adds to the index spaces.
+    fn add(&mut self, section: usize, payload: &Payload<'_>) -> Result<()> {
+        let at = |position: usize| (section, position);
+        match payload {
+            Payload::ModuleSection { .. } => self.counts.core_modules += 1,
+            Payload::ComponentSection { .. } => {
+                self.add_component(ComponentOrigin::Nested, at(0));
+            }
+            Payload::InstanceSection(reader) => self.counts.core_instances += reader.count(),
+            Payload::ComponentTypeSection(reader) => self.counts.types += reader.count(),
+            Payload::ComponentInstanceSection(reader) => {
+                for (position, instance) in reader.clone().into_iter().enumerate() {
+                    let origin = match instance? {
+                        ComponentInstance::Instantiate {
+                            component_index,
+                            args,
+                        } => InstanceOrigin::Instantiate {
+                            component: component_index,
+                            args: args
+                                .iter()
+                                .map(|a| Arg {
+                                    name: a.name.to_string(),
+                                    kind: a.kind,
+                                    index: a.index,
+                                })
+                                .collect(),
+                        },
+                        ComponentInstance::FromExports(exports) => InstanceOrigin::FromExports(
+                            exports
+                                .iter()
+                                .map(|e| Arg {
+                                    name: e.name.name.to_string(),
+                                    kind: e.kind,
+                                    index: e.index,
+                                })
+                                .collect(),
+                        ),
+                    };
+                    self.add_instance(origin, at(position));
+                }
+            }
+            Payload::ComponentAliasSection(reader) => {
+                for (position, alias) in reader.clone().into_iter().enumerate() {
+                    match alias? {
+                        ComponentAlias::InstanceExport {
+                            kind,
+                            instance_index,
+                            name,
+                        } => {
+                            self.instance_aliases
+                                .push((instance_index, name.to_string()));
+                            self.add_item(kind, Via::Alias, at(position));
+                        }
+                        ComponentAlias::CoreInstanceExport { kind, .. } => match kind {
+                            ExternalKind::Func | ExternalKind::FuncExact => {
+                                self.counts.core_funcs += 1
+                            }
+                            ExternalKind::Memory => self.counts.core_memories += 1,
+                            _ => {}
+                        },
+                        ComponentAlias::Outer { kind, .. } => match kind {
+                            ComponentOuterAliasKind::CoreModule => self.counts.core_modules += 1,
+                            ComponentOuterAliasKind::Type => self.counts.types += 1,
+                            ComponentOuterAliasKind::Component => {
+                                self.add_component(ComponentOrigin::Aliased, at(position));
+                            }
+                            ComponentOuterAliasKind::CoreType => {}
+                        },
+                    }
+                }
+            }
+            Payload::ComponentCanonicalSection(reader) => {
+                for func in reader.clone() {
+                    match func? {
+                        CanonicalFunction::Lift { .. } => self.counts.funcs += 1,
+                        _ => self.counts.core_funcs += 1,
+                    }
+                }
+            }
+            Payload::ComponentImportSection(reader) => {
+                for (position, import) in reader.clone().into_iter().enumerate() {
+                    let import = import?;
+                    let kind = match import.ty {
+                        ComponentTypeRef::Module(_) => ComponentExternalKind::Module,
+                        ComponentTypeRef::Func(_) => ComponentExternalKind::Func,
+                        ComponentTypeRef::Value(_) => ComponentExternalKind::Value,
+                        ComponentTypeRef::Type(_) => ComponentExternalKind::Type,
+                        ComponentTypeRef::Instance(_) => ComponentExternalKind::Instance,
+                        ComponentTypeRef::Component(_) => ComponentExternalKind::Component,
+                    };
+                    let introduced = self.add_item(kind, Via::Import, at(position));
+                    self.imports.push(Import {
+                        name: import.name.name.to_string(),
+                        kind,
+                        introduced,
+                        section,
+                        position,
+                    });
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for (position, export) in reader.clone().into_iter().enumerate() {
+                    let export = export?;
+                    let introduced = self.add_item(export.kind, Via::Export, at(position));
+                    self.exports.push(Export {
+                        name: export.name.name.to_string(),
+                        kind: export.kind,
+                        index: export.index,
+                        ascribed: export.ty.is_some(),
+                        introduced,
+                        section,
+                        position,
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Adds an item of `kind` that an import, alias or export (`via`)
+    /// introduces and returns its index. Values have no index space here:
+    /// init refuses them.
+    fn add_item(&mut self, kind: ComponentExternalKind, via: Via, at: (usize, usize)) -> u32 {
+        let counter = match kind {
+            ComponentExternalKind::Func => &mut self.counts.funcs,
+            ComponentExternalKind::Type => &mut self.counts.types,
+            ComponentExternalKind::Module => &mut self.counts.core_modules,
+            ComponentExternalKind::Value => return 0,
+            ComponentExternalKind::Instance => {
+                let origin = match via {
+                    Via::Import => InstanceOrigin::Imported,
+                    Via::Alias => InstanceOrigin::Aliased,
+                    Via::Export => InstanceOrigin::Exported,
+                };
+                return self.add_instance(origin, at);
+            }
+            ComponentExternalKind::Component => {
+                let origin = match via {
+                    Via::Import => ComponentOrigin::Imported,
+                    Via::Alias => ComponentOrigin::Aliased,
+                    Via::Export => ComponentOrigin::Exported,
+                };
+                return self.add_component(origin, at);
+            }
+        };
+        *counter += 1;
+        *counter - 1
+    }
+
+    fn add_instance(&mut self, origin: InstanceOrigin, (section, position): (usize, usize)) -> u32 {
+        self.instances.push(Item {
+            origin,
+            section,
+            position,
+        });
+        self.counts.instances += 1;
+        self.counts.instances - 1
+    }
+
+    fn add_component(
+        &mut self,
+        origin: ComponentOrigin,
+        (section, position): (usize, usize),
+    ) -> u32 {
+        self.components.push(Item {
+            origin,
+            section,
+            position,
+        });
+        self.components.len() as u32 - 1
+    }
+}
+
+/// What introduces an item that is neither defined nor instantiated.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Import,
+    Alias,
+    Export,
+}
+
+/// The index spaces of the component `wasm` (a nested component's bytes).
+pub(crate) fn spaces(wasm: &[u8]) -> Result<Spaces> {
+    let mut spaces = Spaces::default();
+    for_each_section(wasm, |section, payload| spaces.add(section, &payload))?;
+    Ok(spaces)
+}
+
+/// Calls `each` with the ordinal and the payload of every section of the
+/// component `wasm`, in order, without entering nested modules and
+/// components (whose payload is their whole section). Ordinals count every
+/// section, custom ones included: they are the positions in
+/// [`ComponentInfo::sections`].
+pub(crate) fn for_each_section<'a>(
+    wasm: &'a [u8],
+    mut each: impl FnMut(usize, Payload<'a>) -> Result<()>,
+) -> Result<()> {
+    let mut parser = Parser::new(0);
+    let mut offset = 0usize;
+    let mut ordinal = 0usize;
+    loop {
+        let (consumed, payload) = match parser.parse(&wasm[offset..], true)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => bail!("the component is truncated"),
+        };
+        offset += consumed;
+        match &payload {
+            Payload::Version { encoding, .. } => {
+                if *encoding != Encoding::Component {
+                    bail!("the input is not a WebAssembly component");
+                }
+                continue;
+            }
+            Payload::End(_) => return Ok(()),
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => offset += (unchecked_range.end - unchecked_range.start) as usize,
+            _ => {}
+        }
+        each(ordinal, payload)?;
+        ordinal += 1;
+    }
 }
 
 /// A defined global of a module.
@@ -125,8 +435,7 @@ impl ModuleInfo {
 pub(crate) struct ComponentInfo {
     pub sections: Vec<Section>,
     pub modules: Vec<ModuleInfo>,
-    pub counts: Counts,
-    pub exports: Vec<TopExport>,
+    pub spaces: Spaces,
 }
 
 fn features() -> WasmFeatures {
@@ -145,31 +454,19 @@ pub(crate) fn parse(wasm: &[u8]) -> Result<ComponentInfo> {
         .validate_all(wasm)
         .context("the input component does not validate")?;
 
-    let module_names = core_module_names(wasm);
+    let module_names = core_module_names(wasm)?;
     let mut info = ComponentInfo {
         sections: Vec::new(),
         modules: Vec::new(),
-        counts: Counts::default(),
-        exports: Vec::new(),
+        spaces: Spaces::default(),
     };
-    let mut components = 0u32;
-    let mut parser = Parser::new(0);
-    let mut offset = 0usize;
-    loop {
-        let (consumed, payload) = match parser.parse(&wasm[offset..], true)? {
-            Chunk::Parsed { consumed, payload } => (consumed, payload),
-            Chunk::NeedMoreData(_) => bail!("the component is truncated"),
-        };
-        let section = payload.as_section();
-        match payload {
-            Payload::Version { encoding, .. } if encoding != Encoding::Component => {
-                bail!("the input is not a WebAssembly component");
-            }
+    for_each_section(wasm, |ordinal, payload| {
+        refuse(&payload)?;
+        match &payload {
             Payload::ModuleSection {
                 unchecked_range, ..
             } => {
-                let index = info.counts.core_modules;
-                info.counts.core_modules += 1;
+                let index = info.spaces.counts.core_modules;
                 let range = unchecked_range.start as usize..unchecked_range.end as usize;
                 let name = module_names
                     .iter()
@@ -179,11 +476,9 @@ pub(crate) fn parse(wasm: &[u8]) -> Result<ComponentInfo> {
                     Some(n) => format!("core module {index} ({n})"),
                     None => format!("core module {index}"),
                 };
-                let module = parse_module(&wasm[range.clone()], range.clone(), label)?;
+                let module = parse_module(&wasm[range.clone()], range, label)?;
                 info.modules.push(module);
                 info.sections.push(Section::Module(index));
-                offset += consumed + range.len();
-                continue;
             }
             Payload::ComponentSection {
                 unchecked_range, ..
@@ -191,148 +486,48 @@ pub(crate) fn parse(wasm: &[u8]) -> Result<ComponentInfo> {
                 let range = unchecked_range.start as usize..unchecked_range.end as usize;
                 if nested_has_modules(&wasm[range.clone()])? {
                     bail!(
-                        "cannot snapshot: nested component {components} contains core modules or \
+                        "cannot snapshot: nested component {} contains core modules or \
                          instances, whose state a snapshot cannot capture (only module-free nested \
-                         components, like wit-component's type shims, are supported)"
+                         components, like wit-component's type shims, are supported)",
+                        info.spaces.components.len()
                     );
                 }
-                components += 1;
                 info.sections.push(Section::Raw {
                     id: wasm_encoder::ComponentSectionId::Component as u8,
-                    range: range.clone(),
+                    range,
                 });
-                offset += consumed + range.len();
-                continue;
             }
-            Payload::InstanceSection(reader) => {
-                for instance in reader {
-                    let index = info.counts.core_instances;
-                    info.counts.core_instances += 1;
-                    if let Instance::Instantiate { module_index, .. } = instance? {
-                        let Some(module) = info.modules.get_mut(module_index as usize) else {
-                            bail!("core instance {index} instantiates an unknown module");
-                        };
-                        if let Some(first) = module.instance {
-                            bail!(
-                                "cannot snapshot: {} is instantiated twice (core instances {first} \
-                                 and {index}); a snapshot has one state per module",
-                                module.label
-                            );
+            other => {
+                if let Payload::InstanceSection(reader) = other {
+                    let first = info.spaces.counts.core_instances;
+                    for (i, instance) in reader.clone().into_iter().enumerate() {
+                        let index = first + i as u32;
+                        if let Instance::Instantiate { module_index, .. } = instance? {
+                            let Some(module) = info.modules.get_mut(module_index as usize) else {
+                                bail!("core instance {index} instantiates an unknown module");
+                            };
+                            if let Some(first) = module.instance {
+                                bail!(
+                                    "cannot snapshot: {} is instantiated twice (core instances \
+                                     {first} and {index}); a snapshot has one state per module",
+                                    module.label
+                                );
+                            }
+                            module.instance = Some(index);
                         }
-                        module.instance = Some(index);
                     }
                 }
+                let Some((id, range)) = other.as_section() else {
+                    bail!("internal error: a component payload that is not a section");
+                };
+                info.sections.push(Section::Raw {
+                    id,
+                    range: range.start as usize..range.end as usize,
+                });
             }
-            Payload::ComponentInstanceSection(reader) => {
-                info.counts.instances += reader.count();
-            }
-            Payload::ComponentAliasSection(reader) => {
-                for alias in reader {
-                    match alias? {
-                        ComponentAlias::InstanceExport { kind, name, .. } => match kind {
-                            ComponentExternalKind::Func => info.counts.funcs += 1,
-                            ComponentExternalKind::Type => info.counts.types += 1,
-                            ComponentExternalKind::Instance => info.counts.instances += 1,
-                            ComponentExternalKind::Component => components += 1,
-                            ComponentExternalKind::Module => bail!(
-                                "cannot snapshot: the component aliases module `{name}` of an \
-                                 instance; only modules defined in the component can be rewritten"
-                            ),
-                            ComponentExternalKind::Value => {
-                                bail!("cannot snapshot: component values are not supported")
-                            }
-                        },
-                        ComponentAlias::CoreInstanceExport { kind, .. } => match kind {
-                            ExternalKind::Func | ExternalKind::FuncExact => {
-                                info.counts.core_funcs += 1
-                            }
-                            ExternalKind::Memory => info.counts.core_memories += 1,
-                            _ => {}
-                        },
-                        ComponentAlias::Outer { kind, .. } => match kind {
-                            ComponentOuterAliasKind::CoreModule => {
-                                bail!("cannot snapshot: the component aliases an outer core module")
-                            }
-                            ComponentOuterAliasKind::Type => info.counts.types += 1,
-                            ComponentOuterAliasKind::Component => components += 1,
-                            ComponentOuterAliasKind::CoreType => {}
-                        },
-                    }
-                }
-            }
-            Payload::ComponentTypeSection(reader) => {
-                info.counts.types += reader.count();
-            }
-            Payload::ComponentCanonicalSection(reader) => {
-                for func in reader {
-                    match func? {
-                        CanonicalFunction::Lift { .. } => info.counts.funcs += 1,
-                        _ => info.counts.core_funcs += 1,
-                    }
-                }
-            }
-            Payload::ComponentStartSection { .. } => bail!(
-                "cannot snapshot: the component has a start function; it would run again on \
-                 every instantiation of the snapshot, or not at all if removed"
-            ),
-            Payload::ComponentImportSection(reader) => {
-                for import in reader {
-                    let import = import?;
-                    match import.ty {
-                        ComponentTypeRef::Module(_) => bail!(
-                            "cannot snapshot: the component imports core module `{}`; only modules \
-                             defined in the component can be rewritten",
-                            import.name.name
-                        ),
-                        ComponentTypeRef::Value(_) => bail!(
-                            "cannot snapshot: the component imports value `{}`; component values \
-                             are not supported",
-                            import.name.name
-                        ),
-                        ComponentTypeRef::Func(_) => info.counts.funcs += 1,
-                        ComponentTypeRef::Type(_) => info.counts.types += 1,
-                        ComponentTypeRef::Instance(_) => info.counts.instances += 1,
-                        ComponentTypeRef::Component(_) => components += 1,
-                    }
-                }
-            }
-            Payload::ComponentExportSection(reader) => {
-                for (position, export) in reader.into_iter().enumerate() {
-                    let export = export?;
-                    let counter = match export.kind {
-                        ComponentExternalKind::Func => &mut info.counts.funcs,
-                        ComponentExternalKind::Type => &mut info.counts.types,
-                        ComponentExternalKind::Instance => &mut info.counts.instances,
-                        ComponentExternalKind::Module => &mut info.counts.core_modules,
-                        ComponentExternalKind::Component => &mut components,
-                        ComponentExternalKind::Value => bail!(
-                            "cannot snapshot: the component exports value `{}`; component values \
-                             are not supported",
-                            export.name.name
-                        ),
-                    };
-                    let introduced = *counter;
-                    *counter += 1;
-                    info.exports.push(TopExport {
-                        name: export.name.name.to_string(),
-                        kind: export.kind,
-                        introduced,
-                        section: info.sections.len(),
-                        position,
-                    });
-                }
-            }
-            Payload::End(_) => break,
-            _ => {}
         }
-        if let Some((id, range)) = section {
-            info.sections.push(Section::Raw {
-                id,
-                range: range.start as usize..range.end as usize,
-            });
-        }
-        offset += consumed;
-    }
+        info.spaces.add(ordinal, &payload)
+    })?;
 
     for module in &info.modules {
         if module.instance.is_some()
@@ -344,39 +539,98 @@ pub(crate) fn parse(wasm: &[u8]) -> Result<ComponentInfo> {
     Ok(info)
 }
 
+/// Refuses the component-level items a snapshot cannot represent: a start
+/// function, values, and core modules it does not define itself.
+fn refuse(payload: &Payload<'_>) -> Result<()> {
+    match payload {
+        Payload::ComponentStartSection { .. } => bail!(
+            "cannot snapshot: the component has a start function; it would run again on \
+             every instantiation of the snapshot, or not at all if removed"
+        ),
+        Payload::ComponentAliasSection(reader) => {
+            for alias in reader.clone() {
+                match alias? {
+                    ComponentAlias::InstanceExport {
+                        kind: ComponentExternalKind::Module,
+                        name,
+                        ..
+                    } => bail!(
+                        "cannot snapshot: the component aliases module `{name}` of an \
+                         instance; only modules defined in the component can be rewritten"
+                    ),
+                    ComponentAlias::InstanceExport {
+                        kind: ComponentExternalKind::Value,
+                        ..
+                    } => bail!("cannot snapshot: component values are not supported"),
+                    ComponentAlias::Outer {
+                        kind: ComponentOuterAliasKind::CoreModule,
+                        ..
+                    } => bail!("cannot snapshot: the component aliases an outer core module"),
+                    _ => {}
+                }
+            }
+        }
+        Payload::ComponentImportSection(reader) => {
+            for import in reader.clone() {
+                let import = import?;
+                match import.ty {
+                    ComponentTypeRef::Module(_) => bail!(
+                        "cannot snapshot: the component imports core module `{}`; only modules \
+                         defined in the component can be rewritten",
+                        import.name.name
+                    ),
+                    ComponentTypeRef::Value(_) => bail!(
+                        "cannot snapshot: the component imports value `{}`; component values \
+                         are not supported",
+                        import.name.name
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        Payload::ComponentExportSection(reader) => {
+            for export in reader.clone() {
+                let export = export?;
+                match export.kind {
+                    ComponentExternalKind::Value => bail!(
+                        "cannot snapshot: the component exports value `{}`; component values \
+                         are not supported",
+                        export.name.name
+                    ),
+                    // The export would be the rewritten module (no start
+                    // function, emptied data), not the one the component had.
+                    ComponentExternalKind::Module => bail!(
+                        "cannot snapshot: the component exports core module `{}`; only modules \
+                         the component keeps to itself can be rewritten",
+                        export.name.name
+                    ),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Names of core modules from the component's `component-name` section.
-fn core_module_names(wasm: &[u8]) -> Vec<(u32, String)> {
+fn core_module_names(wasm: &[u8]) -> Result<Vec<(u32, String)>> {
     let mut names = Vec::new();
-    let mut parser = Parser::new(0);
-    let mut offset = 0usize;
-    while let Ok(Chunk::Parsed { consumed, payload }) = parser.parse(&wasm[offset..], true) {
-        match payload {
-            Payload::ModuleSection {
-                unchecked_range, ..
-            }
-            | Payload::ComponentSection {
-                unchecked_range, ..
-            } => {
-                offset += consumed + (unchecked_range.end - unchecked_range.start) as usize;
-                continue;
-            }
-            Payload::CustomSection(c) => {
-                if let wasmparser::KnownCustom::ComponentName(reader) = c.as_known() {
-                    for name in reader.into_iter().flatten() {
-                        if let wasmparser::ComponentName::CoreModules(map) = name {
-                            for naming in map.into_iter().flatten() {
-                                names.push((naming.index, naming.name.to_string()));
-                            }
-                        }
+    for_each_section(wasm, |_, payload| {
+        if let Payload::CustomSection(c) = payload
+            && let wasmparser::KnownCustom::ComponentName(reader) = c.as_known()
+        {
+            for name in reader.into_iter().flatten() {
+                if let wasmparser::ComponentName::CoreModules(map) = name {
+                    for naming in map.into_iter().flatten() {
+                        names.push((naming.index, naming.name.to_string()));
                     }
                 }
             }
-            Payload::End(_) => break,
-            _ => {}
         }
-        offset += consumed;
-    }
-    names
+        Ok(())
+    })?;
+    Ok(names)
 }
 
 /// Whether a nested component (recursively) defines or instantiates core

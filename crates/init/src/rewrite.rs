@@ -9,18 +9,39 @@
 //! `__wasm_apply_data_relocs`, `__wasm_init_memory`, wit-component's init
 //! module). Uninstantiated modules are copied as they are.
 //!
-//! At the component level only the init export goes: the export entry is
-//! removed and later references to its index space are renumbered.
+//! At the component level only the init export goes ([`Removal`]), in one
+//! of three ways:
+//!
+//! - a top-level export (the function, or an instance whose only export it
+//!   is): the export entry is removed and every later reference to its
+//!   index space is renumbered, names included;
+//! - a function of an instance made of exports (`(instance (export "f"
+//!   (func 3)) ...)`): that entry is dropped;
+//! - a function of an instance made by instantiating a shim component, as
+//!   wit-component exports every interface (the shim imports each function
+//!   and re-exports it with its type): the shim loses the function's import
+//!   and export (its own function index space is renumbered) and the
+//!   instantiation loses the matching `with` argument.
+//!
+//! The last two leave every top-level index space as it was (the lifted
+//! function stays, unused). Any other shape is refused with the reason,
+//! before the init call runs.
 
-use crate::parse::{ComponentInfo, ModuleInfo, Section, TopExport, module_sections};
+use crate::parse::{
+    self, Arg, ComponentInfo, ComponentOrigin, InstanceOrigin, ModuleInfo, Section, Spaces,
+    for_each_section, module_sections,
+};
+use crate::run::call::{InitExport, Removes};
 use crate::snapshot::{GlobalValue, ModuleState};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use std::borrow::Cow;
 use std::ops::Range;
 use wasm_encoder::reencode::{Reencode, ReencodeComponent, RoundtripReencoder};
 use wasm_encoder::{
-    ConstExpr, DataCountSection, DataSection, GlobalSection, MemorySection, RawSection,
+    ComponentSectionId, ConstExpr, DataCountSection, DataSection, GlobalSection, MemorySection,
+    RawSection,
 };
-use wasmparser::{Chunk, ComponentExternalKind, Parser, Payload};
+use wasmparser::{ComponentExternalKind, ComponentInstance, Payload};
 
 /// The initializer of a global that starts at `value`.
 fn const_expr(value: GlobalValue) -> ConstExpr {
@@ -32,152 +53,438 @@ fn const_expr(value: GlobalValue) -> ConstExpr {
     }
 }
 
-/// The export to take out of the component.
-pub(crate) struct Removal<'a> {
-    pub export: &'a TopExport,
+/// How the rewrite takes the init export out of the component.
+pub(crate) struct Removal {
+    /// The init function, for messages.
+    function: String,
+    cut: Cut,
+}
+
+impl Removal {
+    /// Plans removing `export` from the component `wasm` (read into
+    /// `info`), or refuses with the reason.
+    pub(crate) fn plan(wasm: &[u8], info: &ComponentInfo, export: &InitExport) -> Result<Removal> {
+        let cut = match &export.removes {
+            Removes::Export(name) => cut_export(&info.spaces, name),
+            Removes::Member { instance, func } => cut_member(wasm, info, instance, func),
+        }
+        .map_err(|reason| {
+            anyhow!(
+                "cannot remove the init export `{}`: {reason:#}; keep it in the output with \
+                 --keep-init-export",
+                export.function
+            )
+        })?;
+        Ok(Removal {
+            function: export.function.clone(),
+            cut,
+        })
+    }
+}
+
+/// Changes to the sections of one component (the top level or a nested
+/// one), by section ordinal (see [`for_each_section`]).
+#[derive(Default)]
+struct Cut {
+    /// Imports and exports to drop: (section, position in the section).
+    items: Vec<(usize, usize)>,
+    /// Named items to drop from instance expressions: (section, position of
+    /// the instance in the section, name): a `with` argument of an
+    /// instantiation, or an export of an instance made of exports.
+    entries: Vec<(usize, usize, String)>,
+    /// Nested component sections to replace with these bytes.
+    components: Vec<(usize, Vec<u8>)>,
+    /// The items `items` took out of their index spaces: references after
+    /// the first of them are renumbered.
+    renumber: Renumber,
+}
+
+/// Removing the top-level export `name`.
+fn cut_export(spaces: &Spaces, name: &str) -> Result<Cut> {
+    let export = spaces
+        .exports
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| anyhow!("`{name}` is not a top-level export"))?;
+    if !matches!(
+        export.kind,
+        ComponentExternalKind::Func | ComponentExternalKind::Instance
+    ) {
+        bail!("only function and instance exports can be removed");
+    }
+    Ok(Cut {
+        items: vec![(export.section, export.position)],
+        renumber: Renumber::new(vec![(export.kind, export.introduced)]),
+        ..Cut::default()
+    })
+}
+
+/// Removing function `func` from the exported instance `name`.
+fn cut_member(wasm: &[u8], info: &ComponentInfo, name: &str, func: &str) -> Result<Cut> {
+    let spaces = &info.spaces;
+    let export = spaces
+        .exports
+        .iter()
+        .find(|e| e.name == name && e.kind == ComponentExternalKind::Instance)
+        .ok_or_else(|| anyhow!("`{name}` is not an exported instance"))?;
+    if export.ascribed {
+        bail!(
+            "the export `{name}` ascribes a type to its instance, which would still name `{func}`"
+        );
+    }
+    // The instance loses the function: nothing but this export may see the
+    // instance, under its own index or the one the export introduces.
+    let indices = [export.index, export.introduced];
+    let is_this = |kind: ComponentExternalKind, index: u32| {
+        kind == ComponentExternalKind::Instance && indices.contains(&index)
+    };
+    if let Some(other) = spaces
+        .exports
+        .iter()
+        .find(|e| is_this(e.kind, e.index) && e.name != name)
+    {
+        bail!("its instance is exported as `{}` too", other.name);
+    }
+    if spaces
+        .instance_aliases
+        .iter()
+        .any(|(instance, alias)| indices.contains(instance) && alias == func)
+    {
+        bail!("the component refers to it through an alias of an export of `{name}`");
+    }
+    if let Some(user) = spaces
+        .instances
+        .iter()
+        .position(|i| instance_args(&i.origin).any(|a| is_this(a.kind, a.index)))
+    {
+        bail!("its instance is an argument of component instance {user}");
+    }
+    let instance = spaces
+        .instances
+        .get(export.index as usize)
+        .context("internal error: the exported instance is out of range")?;
+    match &instance.origin {
+        InstanceOrigin::FromExports(entries) => {
+            if !entries
+                .iter()
+                .any(|e| e.name == func && e.kind == ComponentExternalKind::Func)
+            {
+                bail!("its instance has no function `{func}`");
+            }
+            Ok(Cut {
+                entries: vec![(instance.section, instance.position, func.to_string())],
+                ..Cut::default()
+            })
+        }
+        InstanceOrigin::Instantiate { component, args } => {
+            let (section, shim, import) = cut_shim(wasm, info, name, *component, func)?;
+            if !args
+                .iter()
+                .any(|a| a.name == import && a.kind == ComponentExternalKind::Func)
+            {
+                bail!("the instantiation of its component gives no function `{import}`");
+            }
+            Ok(Cut {
+                entries: vec![(instance.section, instance.position, import)],
+                components: vec![(section, shim)],
+                ..Cut::default()
+            })
+        }
+        InstanceOrigin::Imported => bail!("`{name}` is an imported instance"),
+        InstanceOrigin::Aliased => bail!("`{name}` is an export of another instance"),
+        InstanceOrigin::Exported => bail!("`{name}` re-exports an instance exported before"),
+    }
+}
+
+/// The named items of an instance expression.
+fn instance_args(origin: &InstanceOrigin) -> impl Iterator<Item = &Arg> {
+    let args: &[Arg] = match origin {
+        InstanceOrigin::Instantiate { args, .. } | InstanceOrigin::FromExports(args) => args,
+        _ => &[],
+    };
+    args.iter()
+}
+
+/// The nested component `component`, which the exported instance `name`
+/// instantiates, without function `func`: its section, its new bytes, and
+/// the name of the import that gave it `func`.
+fn cut_shim(
+    wasm: &[u8],
+    info: &ComponentInfo,
+    name: &str,
+    component: u32,
+    func: &str,
+) -> Result<(usize, Vec<u8>, String)> {
+    let spaces = &info.spaces;
+    let shim = format!("`{name}` is an instance of component {component}, which");
+    // Changing the component changes every instance of it and its type.
+    let instantiations = spaces
+        .instances
+        .iter()
+        .filter(|i| matches!(i.origin, InstanceOrigin::Instantiate { component: c, .. } if c == component))
+        .count();
+    if instantiations > 1 {
+        bail!("{shim} is instantiated {instantiations} times");
+    }
+    let is_this = |kind: ComponentExternalKind, index: u32| {
+        kind == ComponentExternalKind::Component && index == component
+    };
+    if spaces.exports.iter().any(|e| is_this(e.kind, e.index))
+        || spaces
+            .instances
+            .iter()
+            .any(|i| instance_args(&i.origin).any(|a| is_this(a.kind, a.index)))
+    {
+        bail!("{shim} the component also exports or passes to another instantiation");
+    }
+    let definition = spaces
+        .components
+        .get(component as usize)
+        .context("internal error: the instantiated component is out of range")?;
+    if definition.origin != ComponentOrigin::Nested {
+        bail!("{shim} is imported or aliased rather than defined here");
+    }
+    let Some(Section::Raw { range, .. }) = info.sections.get(definition.section) else {
+        bail!("internal error: the nested component's section is missing");
+    };
+    let bytes = &wasm[range.clone()];
+    let inner = parse::spaces(bytes)?;
+    let export = inner
+        .exports
+        .iter()
+        .find(|e| e.name == func && e.kind == ComponentExternalKind::Func)
+        .ok_or_else(|| anyhow!("{shim} exports no function `{func}`"))?;
+    let import = inner
+        .imports
+        .iter()
+        .find(|i| i.kind == ComponentExternalKind::Func && i.introduced == export.index)
+        .ok_or_else(|| anyhow!("{shim} defines `{func}` rather than importing it"))?;
+    let cut = Cut {
+        items: vec![
+            (import.section, import.position),
+            (export.section, export.position),
+        ],
+        renumber: Renumber::new(vec![
+            (ComponentExternalKind::Func, import.introduced),
+            (ComponentExternalKind::Func, export.introduced),
+        ]),
+        ..Cut::default()
+    };
+    let edited = edit(bytes, &cut, &mut |_, module| Ok(Cow::Borrowed(module)))?;
+    if edited.dangling {
+        bail!("{shim} uses `{func}` for more than its export");
+    }
+    Ok((definition.section, edited.wasm, import.name.clone()))
 }
 
 pub(crate) fn rewrite_component(
     wasm: &[u8],
     info: &ComponentInfo,
     states: &[ModuleState],
-    removal: Option<Removal<'_>>,
+    removal: Option<&Removal>,
 ) -> Result<Vec<u8>> {
-    if let Some(r) = &removal
-        && !matches!(
-            r.export.kind,
-            ComponentExternalKind::Func | ComponentExternalKind::Instance
-        )
+    let unchanged = Cut::default();
+    let cut = removal.map_or(&unchanged, |r| &r.cut);
+    let edited = edit(wasm, cut, &mut |index, bytes| {
+        let module = info
+            .modules
+            .get(index as usize)
+            .context("internal error: the module count changed")?;
+        if module.instance.is_none() {
+            return Ok(Cow::Borrowed(bytes));
+        }
+        let state = states
+            .get(index as usize)
+            .context("internal error: a module has no measured state")?;
+        let rewritten = rewrite_module(bytes, module, state)
+            .with_context(|| format!("rewriting {}", module.label))?;
+        Ok(Cow::Owned(rewritten))
+    })?;
+    if let Some(r) = removal
+        && edited.dangling
     {
         bail!(
-            "cannot remove export `{}`: only function and instance exports can be removed",
-            r.export.name
+            "cannot remove the init export `{}`: the component refers to it later; keep it in the \
+             output with --keep-init-export",
+            r.function
         );
     }
-    let mut component = wasm_encoder::Component::new();
-    let mut renumber = removal.as_ref().map(|r| Renumber {
-        kind: r.export.kind,
-        removed: r.export.introduced,
-        depth: 0,
-        dangling: false,
-    });
-    let removal_section = removal.as_ref().map(|r| r.export.section);
+    Ok(edited.wasm)
+}
 
-    let mut parser = Parser::new(0);
-    let mut offset = 0usize;
-    let mut ordinal = 0usize;
-    loop {
-        let (consumed, payload) = match parser.parse(&wasm[offset..], true)? {
-            Chunk::Parsed { consumed, payload } => (consumed, payload),
-            Chunk::NeedMoreData(_) => bail!("the component is truncated"),
-        };
-        let mut skip = 0usize;
-        match &payload {
-            Payload::Version { .. } => {
-                offset += consumed;
-                continue;
-            }
-            Payload::End(_) => break,
+/// A component after [`edit`].
+struct Edited {
+    wasm: Vec<u8>,
+    /// Whether something still refers to an item the cut removed.
+    dangling: bool,
+}
+
+/// Rewrites the sections of the component `wasm` as `cut` says, and each
+/// core module `i` (in order of definition) as `module(i, bytes)` says.
+fn edit<'a>(
+    wasm: &'a [u8],
+    cut: &Cut,
+    module: &mut dyn FnMut(u32, &'a [u8]) -> Result<Cow<'a, [u8]>>,
+) -> Result<Edited> {
+    let mut out = wasm_encoder::Component::new();
+    let mut renumber = cut.renumber.clone();
+    // References only point backwards: sections up to the first removed
+    // item are unchanged.
+    let first_removal = cut.items.iter().map(|(section, _)| *section).min();
+    let mut modules = 0u32;
+    let error = |e| anyhow!("renumbering the component: {e}");
+    for_each_section(wasm, |ordinal, payload| {
+        let dropped = |position: usize| cut.items.contains(&(ordinal, position));
+        let renumbered =
+            !renumber.removed.is_empty() && first_removal.is_some_and(|first| ordinal > first);
+        match payload {
             Payload::ModuleSection {
                 unchecked_range, ..
+            } => {
+                let bytes = &wasm[unchecked_range.start as usize..unchecked_range.end as usize];
+                let data = module(modules, bytes)?;
+                modules += 1;
+                out.section(&RawSection {
+                    id: ComponentSectionId::CoreModule as u8,
+                    data: &data,
+                });
             }
-            | Payload::ComponentSection {
+            // A nested component is copied even where indices move: its
+            // indices are its own, and its outer aliases name types and
+            // components, which a cut never removes.
+            Payload::ComponentSection {
                 unchecked_range, ..
-            } => skip = (unchecked_range.end - unchecked_range.start) as usize,
-            _ => {}
-        }
-        let section = info
-            .sections
-            .get(ordinal)
-            .context("internal error: section count changed")?;
-        let after_removal = removal_section.is_some_and(|s| ordinal > s);
-        match section {
-            Section::Module(index) => {
-                let module = &info.modules[*index as usize];
-                let bytes = &wasm[module.range.clone()];
-                let rewritten;
-                let data = if module.instance.is_some() {
-                    rewritten = rewrite_module(bytes, module, &states[*index as usize])
-                        .with_context(|| format!("rewriting {}", module.label))?;
-                    &rewritten[..]
-                } else {
-                    bytes
+            } => {
+                let data = match cut.components.iter().find(|(s, _)| *s == ordinal) {
+                    Some((_, replacement)) => &replacement[..],
+                    None => &wasm[unchecked_range.start as usize..unchecked_range.end as usize],
                 };
-                component.section(&RawSection {
-                    id: wasm_encoder::ComponentSectionId::CoreModule as u8,
+                out.section(&RawSection {
+                    id: ComponentSectionId::Component as u8,
                     data,
                 });
             }
-            Section::Raw { id, range } => {
-                if Some(ordinal) == removal_section {
-                    let (Some(r), Some(renumber), Payload::ComponentExportSection(reader)) =
-                        (&removal, renumber.as_mut(), payload)
-                    else {
-                        bail!("internal error: the export to remove is not in an export section");
-                    };
-                    let mut exports = wasm_encoder::ComponentExportSection::new();
-                    for (position, export) in reader.into_iter().enumerate() {
-                        let export = export?;
-                        if position == r.export.position {
-                            continue;
-                        }
-                        renumber
-                            .parse_component_export(&mut exports, export)
-                            .map_err(|e| anyhow::anyhow!("renumbering the component: {e}"))?;
+            Payload::ComponentImportSection(reader) if cut.items.iter().any(|i| i.0 == ordinal) => {
+                let mut imports = wasm_encoder::ComponentImportSection::new();
+                for (position, import) in reader.into_iter().enumerate() {
+                    let import = import?;
+                    if !dropped(position) {
+                        let ty = renumber.component_type_ref(import.ty).map_err(error)?;
+                        imports.import(import.name, ty);
                     }
-                    if !exports.is_empty() {
-                        component.section(&exports);
-                    }
-                } else if after_removal {
-                    let Some(renumber) = renumber.as_mut() else {
-                        bail!("internal error: no renumbering state");
-                    };
-                    renumber
-                        .parse_component_payload(&mut component, payload, wasm)
-                        .map_err(|e| anyhow::anyhow!("renumbering the component: {e}"))?;
-                } else {
-                    component.section(&RawSection {
-                        id: *id,
-                        data: &wasm[range.clone()],
-                    });
+                }
+                if !imports.is_empty() {
+                    out.section(&imports);
                 }
             }
+            Payload::ComponentExportSection(reader) if cut.items.iter().any(|i| i.0 == ordinal) => {
+                let mut exports = wasm_encoder::ComponentExportSection::new();
+                for (position, export) in reader.into_iter().enumerate() {
+                    let export = export?;
+                    if !dropped(position) {
+                        renumber
+                            .parse_component_export(&mut exports, export)
+                            .map_err(error)?;
+                    }
+                }
+                if !exports.is_empty() {
+                    out.section(&exports);
+                }
+            }
+            Payload::ComponentInstanceSection(reader)
+                if cut.entries.iter().any(|e| e.0 == ordinal) =>
+            {
+                let mut instances = wasm_encoder::ComponentInstanceSection::new();
+                for (position, instance) in reader.into_iter().enumerate() {
+                    let dropped = |name: &str| {
+                        cut.entries
+                            .iter()
+                            .any(|(s, p, n)| (*s, *p) == (ordinal, position) && n == name)
+                    };
+                    let instance = match instance? {
+                        ComponentInstance::Instantiate {
+                            component_index,
+                            args,
+                        } => ComponentInstance::Instantiate {
+                            component_index,
+                            args: args.iter().filter(|a| !dropped(a.name)).cloned().collect(),
+                        },
+                        ComponentInstance::FromExports(exports) => ComponentInstance::FromExports(
+                            exports
+                                .iter()
+                                .filter(|e| !dropped(e.name.name))
+                                .cloned()
+                                .collect(),
+                        ),
+                    };
+                    renumber
+                        .parse_component_instance(&mut instances, instance)
+                        .map_err(error)?;
+                }
+                out.section(&instances);
+            }
+            payload if renumbered => renumber
+                .parse_component_payload(&mut out, payload, wasm)
+                .map_err(error)?,
+            payload => {
+                let Some((id, range)) = payload.as_section() else {
+                    bail!("internal error: a component payload that is not a section");
+                };
+                out.section(&RawSection {
+                    id,
+                    data: &wasm[range.start as usize..range.end as usize],
+                });
+            }
         }
-        offset += consumed + skip;
-        ordinal += 1;
-    }
-    if let (Some(r), Some(renumber)) = (&removal, &renumber)
-        && renumber.dangling
-    {
-        bail!(
-            "cannot remove export `{}`: the component refers to it later",
-            r.export.name
-        );
-    }
-    Ok(component.finish())
+        Ok(())
+    })?;
+    Ok(Edited {
+        wasm: out.finish(),
+        dangling: renumber.dangling,
+    })
 }
 
-/// Renumbers references to one index space after an item of it is removed.
+/// Renumbers references to index spaces after items of them are removed.
+#[derive(Clone, Default)]
 struct Renumber {
-    kind: ComponentExternalKind,
-    removed: u32,
+    /// The removed items: (index space, index).
+    removed: Vec<(ComponentExternalKind, u32)>,
+    /// How deep in nested components the reencoder is (their indices are
+    /// their own).
     depth: u32,
+    /// Whether a reference to a removed item was seen.
     dangling: bool,
 }
 
 impl Renumber {
+    fn new(removed: Vec<(ComponentExternalKind, u32)>) -> Renumber {
+        Renumber {
+            removed,
+            ..Renumber::default()
+        }
+    }
+
+    /// The new index of item `index` of `kind`, `None` if it is removed.
+    fn new_index(&self, kind: ComponentExternalKind, index: u32) -> Option<u32> {
+        if self.removed.contains(&(kind, index)) {
+            return None;
+        }
+        let before = self
+            .removed
+            .iter()
+            .filter(|(k, i)| *k == kind && *i < index)
+            .count();
+        Some(index - before as u32)
+    }
+
     fn adjust(&mut self, kind: ComponentExternalKind, index: u32) -> u32 {
-        if self.depth > 0 || kind != self.kind {
+        if self.depth > 0 {
             return index;
         }
-        if index == self.removed {
+        self.new_index(kind, index).unwrap_or_else(|| {
             self.dangling = true;
             index
-        } else if index > self.removed {
-            index - 1
-        } else {
-            index
-        }
+        })
     }
 }
 
@@ -198,8 +505,8 @@ impl ReencodeComponent for Renumber {
         self.depth += 1;
     }
 
-    /// Names of the removed item go; later ones are renumbered. (A name is
-    /// not a use: it does not make the removal dangle.)
+    /// Names of removed items go; later ones are renumbered. (A name is not
+    /// a use: it does not make the removal dangle.)
     fn parse_custom_component_name_subsection(
         &mut self,
         names: &mut wasm_encoder::ComponentNameSection,
@@ -217,19 +524,14 @@ impl ReencodeComponent for Renumber {
         let mut out = wasm_encoder::NameMap::new();
         for naming in map {
             let naming = naming?;
-            let index = if self.depth == 0 && kind == self.kind {
-                if naming.index == self.removed {
-                    continue;
-                }
-                if naming.index > self.removed {
-                    naming.index - 1
-                } else {
-                    naming.index
-                }
+            let index = if self.depth == 0 {
+                self.new_index(kind, naming.index)
             } else {
-                naming.index
+                Some(naming.index)
             };
-            out.append(index, naming.name);
+            if let Some(index) = index {
+                out.append(index, naming.name);
+            }
         }
         match kind {
             ComponentExternalKind::Func => names.funcs(&out),

@@ -186,34 +186,6 @@ fn plain_component_with_init_func() {
 }
 
 #[test]
-fn refuses_to_remove_one_function_of_an_interface() {
-    let wat = r#"(component
-        (core module $m (global (mut i32) (i32.const 0)) (func (export "a")) (func (export "b")))
-        (core instance $i (instantiate $m))
-        (func $a (canon lift (core func $i "a")))
-        (func $b (canon lift (core func $i "b")))
-        (instance $x (export "a" (func $a)) (export "b" (func $b)))
-        (export "x:y/z" (instance $x)))"#;
-    let wasm = wat::parse_str(wat).unwrap();
-    let e = format!("{:#}", init(&wasm).init_func("x:y/z.a").run().unwrap_err());
-    assert_contains(&e, "cannot remove the init export `x:y/z.a` alone");
-    // Called with arguments, the message names the export, not the call.
-    let e = format!(
-        "{:#}",
-        init(&wasm).init_func("x:y/z.a()").run().unwrap_err()
-    );
-    assert_contains(&e, "cannot remove the init export `x:y/z.a` alone");
-    assert!(!e.contains("a()"), "{e}");
-    // Kept, it works.
-    let snap = init(&wasm)
-        .init_func("x:y/z.a")
-        .keep_init_export(true)
-        .run()
-        .unwrap();
-    assert!(snap.results.is_empty());
-}
-
-#[test]
 fn refuses_a_live_host_handle_without_libc() {
     // Holds wasi:cli/stdout's stream in a global: nothing can drop it.
     let wasm = wat::parse_str(

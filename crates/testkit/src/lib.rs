@@ -341,3 +341,28 @@ pub fn call_export<T: 'static>(
         .with_context(|| format!("calling `{name}`"))?;
     Ok(results)
 }
+
+/// The names of the functions the component `wasm` exports in its exported
+/// instance `instance` (such as `pkg:ns/iface`), in order; panics if it has
+/// no such instance or the instance exports something else.
+pub fn instance_functions(wasm: &[u8], instance: &str) -> Vec<String> {
+    use wasmtime::component::types::ComponentItem;
+    let engine = engine();
+    let component = compile(wasm).unwrap();
+    let ty = component.component_type();
+    let Some(ComponentItem::ComponentInstance(exported)) =
+        ty.get_export(engine, instance).map(|e| e.ty)
+    else {
+        panic!("the component does not export the instance `{instance}`");
+    };
+    exported
+        .exports(engine)
+        .map(|(name, item)| {
+            assert!(
+                matches!(item.ty, ComponentItem::ComponentFunc(_)),
+                "`{instance}` exports `{name}`, which is not a function"
+            );
+            name.to_string()
+        })
+        .collect()
+}

@@ -9,7 +9,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use componentize_contract::{INIT_FUNCTION, INIT_INTERFACE};
 use std::time::{Duration, Instant};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::wasm_wave::{self, untyped::UntypedFuncCall, wasm::WasmFunc};
+use wasmtime::component::wasm_wave::{
+    self,
+    untyped::UntypedFuncCall,
+    wasm::{DisplayType, WasmFunc},
+};
 use wasmtime::component::wit_parser::ItemName;
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 
@@ -32,49 +36,110 @@ pub enum InitCall {
     Func(String),
 }
 
+/// The export an init call goes through, and what removing it takes out.
+#[derive(Clone, Debug)]
+pub(crate) struct InitExport {
+    /// The init function as the component names it, spelled like
+    /// `--init-func` (`f`, `pkg:ns/iface.f@1.0.0`), for messages.
+    pub function: String,
+    /// What the rewrite takes out of the component.
+    pub removes: Removes,
+}
+
+/// What removing the init export takes out of the component.
+#[derive(Clone, Debug)]
+pub(crate) enum Removes {
+    /// The top-level export of this name: the function itself, the init
+    /// contract's interface, or an instance whose only export is the
+    /// function.
+    Export(String),
+    /// Function `func` of the exported instance `instance`, which exports
+    /// other items as well.
+    Member { instance: String, func: String },
+}
+
+/// An init call checked against the component, not made yet.
+pub(crate) struct Prepared<'a> {
+    call: Ready<'a>,
+    export: Option<InitExport>,
+}
+
+impl Prepared<'_> {
+    /// The export the call goes through (`None` without a call).
+    pub fn export(&self) -> Option<&InitExport> {
+        self.export.as_ref()
+    }
+}
+
+/// What [`Session::call`] runs.
+enum Ready<'a> {
+    /// Nothing: only the constructors ran.
+    Nothing,
+    /// The init contract with a script.
+    Script {
+        name: &'a str,
+        source: &'a [u8],
+        func: ComponentExportIndex,
+    },
+    /// An `--init-func`.
+    Func(PreparedCall),
+}
+
 /// What the init call left for the rewrite.
 pub(crate) struct Called {
     /// The results of an [`InitCall::Func`], in WAVE.
     pub results: Vec<String>,
-    /// The name of the top-level export to remove, if any.
-    pub remove: Option<String>,
     /// How long the call took.
     pub time: Duration,
 }
 
 impl Session<'_> {
-    /// Makes `call` (if any); unless `keep_export`, names the export the
-    /// rewrite removes.
-    pub fn call(&mut self, call: Option<&InitCall>, keep_export: bool) -> Result<Called> {
-        let t = Instant::now();
-        let mut called = Called {
-            results: Vec::new(),
-            remove: None,
-            time: Duration::ZERO,
-        };
-        match call {
-            None => {}
-            Some(InitCall::Script { name, source }) => {
-                self.call_script(name, source)?;
-                if !keep_export {
-                    called.remove = Some(INIT_INTERFACE.to_string());
-                }
-            }
+    /// Checks `call` (if any) against the component without running it:
+    /// the function exists and its arguments fit.
+    pub fn prepare<'a>(&self, call: Option<&'a InitCall>) -> Result<Prepared<'a>> {
+        Ok(match call {
+            None => Prepared {
+                call: Ready::Nothing,
+                export: None,
+            },
+            Some(InitCall::Script { name, source }) => Prepared {
+                call: Ready::Script {
+                    name,
+                    source,
+                    func: self.init_contract()?,
+                },
+                export: Some(InitExport {
+                    function: member_name(INIT_INTERFACE, INIT_FUNCTION),
+                    removes: Removes::Export(INIT_INTERFACE.to_string()),
+                }),
+            },
             Some(InitCall::Func(call)) => {
-                let prepared = prepare_call(self.store.engine(), &self.component, call)?;
-                // Refuse before running when the export cannot be removed.
-                if !keep_export {
-                    called.remove = Some(prepared.removal.clone().map_err(|e| anyhow!(e))?);
+                let (prepared, export) = prepare_call(self.store.engine(), &self.component, call)?;
+                Prepared {
+                    call: Ready::Func(prepared),
+                    export: Some(export),
                 }
-                called.results = self.call_func(call, &prepared)?;
             }
-        }
-        called.time = t.elapsed();
-        Ok(called)
+        })
     }
 
-    /// Runs the script through the interpreter's init contract.
-    fn call_script(&mut self, name: &str, source: &[u8]) -> Result<()> {
+    /// Makes the `prepared` call.
+    pub fn call(&mut self, prepared: &Prepared<'_>) -> Result<Called> {
+        let t = Instant::now();
+        let mut results = Vec::new();
+        match &prepared.call {
+            Ready::Nothing => {}
+            Ready::Script { name, source, func } => self.call_script(name, source, func)?,
+            Ready::Func(call) => results = self.call_func(call)?,
+        }
+        Ok(Called {
+            results,
+            time: t.elapsed(),
+        })
+    }
+
+    /// The init contract's function.
+    fn init_contract(&self) -> Result<ComponentExportIndex> {
         let iface = self
             .component
             .get_export_index(None, INIT_INTERFACE)
@@ -84,13 +149,21 @@ impl Session<'_> {
                      the world that componentize_contract::add_init_export returns"
                 )
             })?;
-        let func = self
-            .component
+        self.component
             .get_export_index(Some(&iface), INIT_FUNCTION)
-            .ok_or_else(|| anyhow!("`{INIT_INTERFACE}` has no function `{INIT_FUNCTION}`"))?;
+            .ok_or_else(|| anyhow!("`{INIT_INTERFACE}` has no function `{INIT_FUNCTION}`"))
+    }
+
+    /// Runs the script through the interpreter's init contract `func`.
+    fn call_script(
+        &mut self,
+        name: &str,
+        source: &[u8],
+        func: &ComponentExportIndex,
+    ) -> Result<()> {
         let func = self
             .instance
-            .get_typed_func::<(&str, &[u8]), (Result<(), String>,)>(&mut self.store, &func)
+            .get_typed_func::<(&str, &[u8]), (Result<(), String>,)>(&mut self.store, func)
             .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!(
@@ -113,14 +186,15 @@ impl Session<'_> {
     }
 
     /// Calls the prepared `--init-func` and returns its results in WAVE.
-    fn call_func(&mut self, call: &str, prepared: &PreparedCall) -> Result<Vec<String>> {
+    fn call_func(&mut self, prepared: &PreparedCall) -> Result<Vec<String>> {
+        let function = &prepared.function;
         let func = self
             .instance
             .get_func(&mut self.store, prepared.func)
-            .ok_or_else(|| anyhow!("`{call}` is not a function"))?;
+            .ok_or_else(|| anyhow!("the component's export `{function}` is not a function"))?;
         let mut results = vec![Val::Bool(false); prepared.results];
         if let Err(e) = func.call(&mut self.store, &prepared.params, &mut results) {
-            return Err(self.guest_error(&format!("the init call `{call}`"), e));
+            return Err(self.guest_error(&format!("the init function `{function}`"), e));
         }
         Ok(results
             .iter()
@@ -162,103 +236,156 @@ impl Session<'_> {
 
 /// An `--init-func` call, checked against the component before it runs.
 struct PreparedCall {
+    /// The function as the component names it.
+    function: String,
     func: ComponentExportIndex,
     params: Vec<Val>,
     results: usize,
-    /// The export to remove, or why it cannot be removed alone.
-    removal: std::result::Result<String, String>,
 }
 
 /// Parses `--init-func`: an export name (`f`, `iface.f`, `pkg:ns/iface.f@1.0`)
-/// or a WAVE call (`iface.f("x", 3)`), and finds the function.
+/// or a WAVE call (`iface.f("x", 3)`), and finds the function. Messages name
+/// the function, never the arguments.
 fn prepare_call(
     engine: &wasmtime::Engine,
     component: &Component,
     call: &str,
-) -> Result<PreparedCall> {
-    let (item, parsed) = if call.contains('(') {
-        let parsed = UntypedFuncCall::parse(call)
-            .map_err(|e| anyhow!("cannot parse `{call}` as a WAVE function call: {e}"))?;
-        let item = parsed
-            .item_name()
-            .map_err(|e| anyhow!("cannot parse the function name in `{call}`: {e}"))?;
-        (item, Some(parsed))
+) -> Result<(PreparedCall, InitExport)> {
+    // A name cannot contain `(`: what precedes the first one is the name.
+    let spelled = call.split('(').next().unwrap_or_default().trim();
+    let item = spelled
+        .parse::<ItemName>()
+        .map_err(|e| anyhow!("cannot parse `{spelled}` as a function name: {e}"))?;
+    let parsed = if call.contains('(') {
+        Some(UntypedFuncCall::parse(call).map_err(|e| {
+            anyhow!(
+                "cannot parse the arguments of `{spelled}` as a WAVE call: {}",
+                wave_error(&e)
+            )
+        })?)
     } else {
-        let item = call
-            .parse::<ItemName>()
-            .map_err(|e| anyhow!("cannot parse `{call}` as a function name: {e}"))?;
-        (item, None)
+        None
     };
-    let export = export_name(&item);
     let (ty, func) = component
         .get_export(None, &item)
-        .ok_or_else(|| anyhow!("the component does not export the function `{export}`"))?;
+        .ok_or_else(|| anyhow!("the component does not export the function `{spelled}`"))?;
+    let export = init_export(engine, component, &item, func)?;
+    let function = export.function.clone();
     let ComponentItem::ComponentFunc(ty) = ty else {
-        bail!("the component's export `{export}` is not a function");
+        bail!("the component's export `{function}` is not a function");
     };
     let params = match parsed {
         Some(parsed) => {
             let types: Vec<_> = WasmFunc::params(&ty).collect();
-            parsed
-                .to_wasm_params::<Val>(&types)
-                .map_err(|e| anyhow!("the arguments of `{call}` do not fit its parameters: {e}"))?
+            parsed.to_wasm_params::<Val>(&types).map_err(|e| {
+                anyhow!(
+                    "the arguments of `{function}` do not fit its parameters `({})`: {}",
+                    parameters(&ty),
+                    wave_error(&e)
+                )
+            })?
         }
-        None => no_params(&ty, &item)?,
+        None => no_params(&ty, &function, spelled)?,
     };
-    Ok(PreparedCall {
-        func,
-        params,
-        results: ty.results().len(),
-        removal: removal(engine, component, &item),
-    })
+    let results = ty.results().len();
+    Ok((
+        PreparedCall {
+            function,
+            func,
+            params,
+            results,
+        },
+        export,
+    ))
+}
+
+/// The parameters of `ty` as WIT writes them: `name: string, n: u32`.
+fn parameters(ty: &ComponentFunc) -> String {
+    let params: Vec<String> = ty
+        .params()
+        .map(|(name, ty)| format!("{name}: {}", DisplayType(&ty)))
+        .collect();
+    params.join(", ")
+}
+
+/// A WAVE error without its position, which is an offset into the call
+/// text that the message does not show.
+fn wave_error(e: &wasm_wave::parser::ParserError) -> String {
+    match (e.detail(), std::error::Error::source(e)) {
+        (Some(detail), _) => format!("{}: {detail}", e.kind()),
+        (None, Some(source)) => format!("{}: {source}", e.kind()),
+        (None, None) => e.kind().to_string(),
+    }
 }
 
 /// The arguments of a call given without any: none, if `ty` takes none.
-fn no_params(ty: &ComponentFunc, item: &ItemName) -> Result<Vec<Val>> {
+/// The hint spells the function as the user did.
+fn no_params(ty: &ComponentFunc, function: &str, spelled: &str) -> Result<Vec<Val>> {
     let n = ty.params().len();
     if n != 0 {
         bail!(
-            "`{}` takes {n} parameter(s): give them as a WAVE call, e.g. `{}(...)`",
-            export_name(item),
-            item.name
+            "`{function}` takes {n} parameter(s) `({})`: give them as a WAVE call, e.g. \
+             `{spelled}(...)`",
+            parameters(ty)
         );
     }
     Ok(Vec::new())
 }
 
-/// The top-level export that removing the init function `item` removes: the
-/// function itself, or its instance when the function is all it exports.
-fn removal(
+/// The init export of the function `item`, which the component exports as
+/// `func`: its name as the component spells it (wasmtime also finds
+/// `pkg:ns/iface@1.0.1` for an export `pkg:ns/iface@1.0.0`), and what removing
+/// it takes out: the function itself, its instance when the function is all
+/// the instance exports, else the function from its instance.
+fn init_export(
     engine: &wasmtime::Engine,
     component: &Component,
     item: &ItemName,
-) -> std::result::Result<String, String> {
-    let Some(instance) = item.instance_name() else {
-        return Ok(item.name.clone());
+    func: ComponentExportIndex,
+) -> Result<InitExport> {
+    let Some(spelled) = item.instance_name() else {
+        let name = top_level_name(engine, component, func).unwrap_or_else(|| item.name.clone());
+        return Ok(InitExport {
+            function: name.clone(),
+            removes: Removes::Export(name),
+        });
     };
-    match component.get_export(None, instance.as_str()) {
-        Some((ComponentItem::ComponentInstance(t), _)) => {
-            let n = t.exports(engine).count();
-            if n == 1 {
-                Ok(instance)
-            } else {
-                Err(format!(
-                    "cannot remove the init export `{}` alone: `{instance}` exports {n} \
-                     functions; keep the init export (--keep-init-export) or use a world where \
-                     the init function has an interface of its own",
-                    export_name(item)
-                ))
-            }
+    let found = component.get_export(None, spelled.as_str());
+    let Some((ComponentItem::ComponentInstance(ty), index)) = found else {
+        bail!("the component does not export the instance `{spelled}`");
+    };
+    let instance = top_level_name(engine, component, index).unwrap_or(spelled);
+    let function = member_name(&instance, &item.name);
+    let removes = if ty.exports(engine).len() == 1 {
+        Removes::Export(instance)
+    } else {
+        Removes::Member {
+            instance,
+            func: item.name.clone(),
         }
-        _ => Err(format!("cannot find the exported instance `{instance}`")),
+    };
+    Ok(InitExport { function, removes })
+}
+
+/// Function `func` of the instance `instance` as `--init-func` spells it:
+/// `iface.f`, `pkg:ns/iface.f`, `pkg:ns/iface.f@1.0.0`.
+fn member_name(instance: &str, func: &str) -> String {
+    match instance.rsplit_once('@') {
+        Some((interface, version)) => format!("{interface}.{func}@{version}"),
+        None => format!("{instance}.{func}"),
     }
 }
 
-/// `item` as the component names it: `f` or `pkg:ns/iface.f@1.0.0`-style
-/// `instance.f`, without any arguments.
-fn export_name(item: &ItemName) -> String {
-    match item.instance_name() {
-        Some(instance) => format!("{instance}.{}", item.name),
-        None => item.name.clone(),
-    }
+/// The name of the top-level export `index` of `component`.
+fn top_level_name(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    index: ComponentExportIndex,
+) -> Option<String> {
+    component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name)
+        .find(|name| component.get_export_index(None, name) == Some(index))
+        .map(str::to_string)
 }
