@@ -69,7 +69,7 @@ fn commands(dir: &Path, component_name: &str, pipeline: &Pipeline) -> Result<Str
     if let Some(world) = &pipeline.world {
         generate.extend(args(vec!["--world".into(), world.into()]));
     }
-    generate.extend(args(pipeline.generate_options().to_args()));
+    generate.extend(args(pipeline.bindings_options().to_args()));
     generate.extend(args(pipeline.wit_options.to_args()));
     if pipeline.init_export() {
         generate.push(Word::Arg("--init-export".into()));

@@ -60,7 +60,7 @@ struct Build {
     /// (the stage commands that reproduce them) into DIR.
     #[arg(long, value_name = "DIR")]
     keep_intermediates: Option<PathBuf>,
-    /// Show more: what init printed.
+    /// Show more: what link linked and why, and what init printed.
     #[arg(short, long, conflicts_with = "quiet")]
     verbose: bool,
     /// Show nothing but errors.
@@ -71,6 +71,8 @@ struct Build {
     output: Option<PathBuf>,
     #[command(flatten)]
     wit: componentize_generate::WitOptions,
+    #[command(flatten)]
+    exclusions: componentize_generate::Exclusions,
     #[command(flatten)]
     link: componentize_link::Options,
     #[command(flatten)]
@@ -262,8 +264,11 @@ fn build(b: Build) -> Result<()> {
         PathBuf::from(stem).with_extension("wasm")
     });
     let mut pipeline = Pipeline::new(Source::path(interpreter), wit);
+    let mut generate = componentize_generate::Options::default();
+    generate.exclusions = b.exclusions.clone();
     pipeline
         .wit_options(b.wit.clone())
+        .generate_options(generate)
         .link_options(b.link.clone())
         .init_options(b.sandbox.clone());
     if let Some(name) = &b.world_name {
@@ -282,16 +287,30 @@ fn build(b: Build) -> Result<()> {
         pipeline.cache(Some(Cache::at(Cache::default_location()?)));
     }
     let start = std::time::Instant::now();
+    // A stage's line is finished by its time; details shown while it runs
+    // end the line first, and the time then gets a line of its own.
+    let mut line_open = false;
     let built = pipeline.run(&mut |event| match event {
-        Event::Started(stage) if !b.quiet => eprint!("{:>8} ", stage.name()),
+        Event::Started(stage) if !b.quiet => {
+            eprint!("{:>8} ", stage.name());
+            line_open = true;
+        }
         Event::Finished(r) if !b.quiet => {
+            if !std::mem::take(&mut line_open) {
+                eprint!("{:>8} ", r.stage.name());
+            }
             eprintln!(
                 "{:>8.1?}{}",
                 r.time,
                 if r.cached { " (cached)" } else { "" }
             )
         }
-        Event::Detail(_, text) if b.verbose => eprintln!("{text}"),
+        Event::Detail(_, text) if b.verbose => {
+            if std::mem::take(&mut line_open) {
+                eprintln!();
+            }
+            eprintln!("{}", text.trim_end());
+        }
         _ => {}
     });
     let built = match built {

@@ -56,6 +56,7 @@ pub struct Pipeline {
     pub(crate) wit: PathBuf,
     pub(crate) world: Option<String>,
     pub(crate) wit_options: componentize_generate::WitOptions,
+    pub(crate) generate: componentize_generate::Options,
     pub(crate) call: InitWith,
     pub(crate) libraries: Vec<Source>,
     pub(crate) link: componentize_link::Options,
@@ -73,6 +74,7 @@ impl Pipeline {
             wit: wit.into(),
             world: None,
             wit_options: Default::default(),
+            generate: Default::default(),
             call: InitWith::Startup,
             libraries: Vec::new(),
             link: Default::default(),
@@ -90,6 +92,15 @@ impl Pipeline {
     /// How the WIT is read (`@unstable` features).
     pub fn wit_options(&mut self, options: componentize_generate::WitOptions) -> &mut Self {
         self.wit_options = options;
+        self
+    }
+
+    /// The generate stage's options (`componentize generate`'s flags), e.g.
+    /// [exclusions](componentize_generate::Exclusions) for partial bindings.
+    /// Without an [`interpreter`](componentize_generate::Options::interpreter)
+    /// name, the bindings need the interpreter's library name.
+    pub fn generate_options(&mut self, options: componentize_generate::Options) -> &mut Self {
+        self.generate = options;
         self
     }
 
@@ -142,11 +153,13 @@ impl Pipeline {
         self
     }
 
-    /// The generator's options: the interpreter's name is recorded as the
-    /// bindings' `needed` library.
-    pub(crate) fn generate_options(&self) -> componentize_generate::Options {
-        let mut options = componentize_generate::Options::default();
-        options.interpreter(self.interpreter.name());
+    /// The generator's options as the stage gets them: unless given, the
+    /// interpreter's name is recorded as the bindings' `needed` library.
+    pub(crate) fn bindings_options(&self) -> componentize_generate::Options {
+        let mut options = self.generate.clone();
+        if options.interpreter.is_none() {
+            options.interpreter(self.interpreter.name());
+        }
         options
     }
 
@@ -164,7 +177,7 @@ impl Pipeline {
         for library in &self.libraries {
             library.check("library")?;
         }
-        let generate_options = self.generate_options();
+        let generate_options = self.bindings_options();
         // The script is read once, for the key and for the stage.
         let call = match &self.call {
             InitWith::Script(script) => {
@@ -206,8 +219,11 @@ impl Pipeline {
         for (label, bytes) in resolved.key_parts() {
             key.str(&label).bytes(&bytes);
         }
-        let linked = self.stage(Stage::Link, key.finish(), events, &mut stages, |_| {
-            Ok(resolved.encode()?.into_component())
+        let linked = self.stage(Stage::Link, key.finish(), events, &mut stages, |events| {
+            let linked = resolved.encode()?;
+            // What was linked and why (found or built-in libraries, stubs).
+            events(Event::Detail(Stage::Link, linked.report().to_string()));
+            Ok(linked.into_component())
         })?;
 
         let mut key = Key::builder(Stage::Init.name());

@@ -337,6 +337,23 @@ fn every_stage_option_is_part_of_its_stage_key() {
             }),
         ),
         (
+            "--exclude-interface",
+            Stage::Generate,
+            Box::new(|p, _| {
+                // An import the script never uses: the bindings leave it out.
+                let mut generate = componentize_generate::Options::default();
+                generate.exclude_interface("wasi:cli/terminal-stdin@0.2");
+                p.generate_options(generate);
+            }),
+        ),
+        (
+            "--dl-openable",
+            Stage::Link,
+            Box::new(move |p, _| {
+                p.link_options(link(&|o| o.dl_openable.push("liblua.so".into())));
+            }),
+        ),
+        (
             "--stack-size",
             Stage::Link,
             Box::new(move |p, _| {
@@ -408,6 +425,10 @@ fn every_stage_option_is_part_of_its_stage_key() {
         );
     }
 
+    // `--dir` makes init uncacheable (granted folders may change between
+    // runs), so it has no key to be part of; `--init-func` replaces the
+    // script and is the init key's call.
+
     // Where the effect is visible in the bytes, it reached the stage.
     let mut bigger_stack = pipeline(&app, Some(cache.clone()));
     bigger_stack.link_options(link(&|o| o.stack_size = Some(2 << 20)));
@@ -425,4 +446,27 @@ fn every_stage_option_is_part_of_its_stage_key() {
     let contract = componentize_contract::INIT_INTERFACE.to_string();
     assert!(exports(&kept).contains(&contract));
     assert!(!exports(&base.component).contains(&contract));
+    let mut partial = pipeline(&app, Some(cache.clone()));
+    let mut generate = componentize_generate::Options::default();
+    generate.exclude_interface("wasi:cli/terminal-stdin");
+    partial.generate_options(generate);
+    let partial = partial.run(&mut |_| {}).unwrap();
+    let imports = |wasm: &[u8]| -> Vec<String> {
+        let component = componentize_testkit::compile(wasm).unwrap();
+        let ty = component.component_type();
+        ty.imports(componentize_testkit::engine())
+            .map(|(name, _)| name.to_string())
+            .collect()
+    };
+    let stdin = "wasi:cli/terminal-stdin@0.2.12".to_string();
+    assert!(imports(&base.component).contains(&stdin));
+    assert!(!imports(&partial.component).contains(&stdin));
+    assert_eq!(
+        run_command(&partial.component, &[]),
+        run_command(&base.component, &[])
+    );
+    let mut dl = pipeline(&app, Some(cache.clone()));
+    dl.link_options(link(&|o| o.dl_openable.push("liblua.so".into())));
+    let dl = dl.run(&mut |_| {}).unwrap();
+    assert_ne!(dl.linked, base.linked);
 }
