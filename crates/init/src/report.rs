@@ -73,6 +73,8 @@ pub enum Failure {
     MemoryLimit,
     /// A host handle was still live after init.
     LiveHandle,
+    /// Init made an outgoing HTTP request, which the sandbox refuses.
+    NetworkRefused,
 }
 
 /// A failure while running init, with what the component printed.

@@ -127,11 +127,26 @@ impl Session<'_> {
     pub fn call(&mut self, prepared: &Prepared<'_>) -> Result<Called> {
         let t = Instant::now();
         let mut results = Vec::new();
-        match &prepared.call {
-            Ready::Nothing => {}
-            Ready::Script { name, source, func } => self.call_script(name, source, func)?,
-            Ready::Func(call) => results = self.call_func(call)?,
+        let outcome = match &prepared.call {
+            Ready::Nothing => Ok(()),
+            Ready::Script { name, source, func } => self.call_script(name, source, func),
+            Ready::Func(call) => self.call_func(call).map(|r| results = r),
+        };
+        // A refused request is the cause of whatever failed after it, and
+        // fails init even when the guest carried on without the response.
+        let refused = self.store.data().refused_requests();
+        if !refused.is_empty() {
+            let _ = self.hook(Hook::Fflush);
+            return Err(self.fail(
+                Failure::NetworkRefused,
+                format!(
+                    "init made outgoing HTTP requests, which the init sandbox refuses (it has no \
+                     network): {}; make them at runtime instead",
+                    refused.join(", ")
+                ),
+            ));
         }
+        outcome?;
         Ok(Called {
             results,
             time: t.elapsed(),

@@ -1,14 +1,15 @@
 //! The host side of init: a closed WASI sandbox with fixed clocks and random
-//! bytes, the memory and table limits, the epoch ticker behind the timeout,
-//! stubs for every import that is not WASI, and the classification of guest
+//! bytes, wasi:http that refuses every outgoing request (naming its URL),
+//! the memory and table limits, the epoch ticker behind the timeout, stubs
+//! for every import that neither provides, and the classification of guest
 //! failures into [`InitError`]s.
 
 use crate::options::Options;
 use crate::report::{Failure, InitError};
 use anyhow::{Context, Result};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
@@ -16,6 +17,7 @@ use wasmtime::component::{Component, Linker, ResourceTable, ResourceType, Val};
 use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// Capacity of the captured stdout and stderr, each.
 const OUTPUT_CAPACITY: usize = 16 << 20;
@@ -37,9 +39,11 @@ const TABLE_LIMIT: usize = 10_000_000;
 /// may be noticed.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// The store's data: WASI and the limits.
+/// The store's data: WASI, wasi:http and the limits.
 pub(crate) struct Host {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: RefuseRequests,
     /// The host resources the component holds (checked after init).
     pub table: ResourceTable,
     limiter: Limiter,
@@ -51,6 +55,60 @@ impl WasiView for Host {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
+impl Host {
+    /// The outgoing HTTP requests init refused, as `METHOD URL`.
+    pub fn refused_requests(&self) -> Vec<String> {
+        self.http_hooks
+            .refused
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// wasi:http's outgoing side during init: the network is closed, so every
+/// request fails with `HTTP-request-denied`, and its method and URL are
+/// kept so init can fail naming them (a script that catches the error must
+/// not snapshot a state built without the response).
+#[derive(Default)]
+struct RefuseRequests {
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl WasiHttpHooks for RefuseRequests {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.push(format!("{} {}", request.method(), request.uri()));
+        }
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
@@ -216,12 +274,16 @@ pub(crate) fn sandbox(
     let wasi = build_wasi(options, &output)?;
     let mut linker = Linker::<Host>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
+        .map_err(anyhow::Error::from)?;
     stub_imports(&mut linker, component, engine)?;
 
     let mut store = Store::new(
         engine,
         Host {
             wasi,
+            http: WasiHttpCtx::new(),
+            http_hooks: RefuseRequests::default(),
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_cap: options.memory_limit,
@@ -367,47 +429,118 @@ fn trap(
 + 'static {
     move |_: StoreContextMut<'_, Host>, _: ComponentFunc, _: &[Val], _: &mut [Val]| {
         Err(wasmtime::format_err!(
-            "init called the import `{name}`, which is not available during init (only WASI is)"
+            "init called the import `{name}`, which is not available during init (only WASI and \
+             wasi:http are)"
         ))
     }
 }
 
-/// Defines every non-WASI import of `component` (functions and resources of
-/// imported instances, and top-level functions) as a stub that traps with a
+/// Defines every import of `component` that neither wasmtime-wasi nor
+/// wasmtime-wasi-http provides, in any namespace (functions, resources of
+/// imported instances, top-level functions), as a stub that traps with a
 /// message naming it: the component instantiates, and calling such an import
-/// during init fails clearly. WASI comes from wasmtime-wasi, which matches
-/// `wasi:*@0.2.x` imports by semver.
+/// during init fails clearly.
+///
+/// What is provided is what the linker type-checks: WASI matches `wasi:*`
+/// imports by semver, so names alone cannot tell. Each round type-checks
+/// the component and stubs the first import that fails, until it passes.
+/// A resource that is another import's resource under a second name (an
+/// interface that `use`s `wasi:io/streams.{input-stream}`) is not
+/// defined again: the linker takes it from its first import.
 fn stub_imports(linker: &mut Linker<Host>, component: &Component, engine: &Engine) -> Result<()> {
     let ty = component.component_type();
-    for (name, item) in ty.imports(engine) {
-        if name.starts_with("wasi:") {
-            continue;
-        }
-        match item.ty {
+    let imports: Vec<(&str, ComponentItem)> = ty
+        .imports(engine)
+        .map(|(name, item)| (name, item.ty))
+        .collect();
+    let mut stubbed: Vec<&str> = Vec::new();
+    loop {
+        let err = match linker.instantiate_pre(component) {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        // The type check names the import it stopped at; a stub for it is
+        // the next step, unless it is a stub already.
+        let message = err.to_string();
+        let failing = imports
+            .iter()
+            .position(|(name, _)| message.contains(&format!("`{name}`")));
+        let Some(index) = failing.filter(|&i| !stubbed.contains(&imports[i].0)) else {
+            let cause = format!("{err:#}");
+            return Err(anyhow::anyhow!(
+                "init cannot provide the component's imports: {cause}"
+            ));
+        };
+        let (name, item) = &imports[index];
+        // Resources of the imports before this one, stubs included.
+        let earlier: Vec<ResourceType> = imports[..index]
+            .iter()
+            .flat_map(|(_, item)| resources(item, engine))
+            .collect();
+        stub_import(linker, name, item, &earlier, engine)
+            .with_context(|| format!("defining a stub for the import `{name}`"))?;
+        stubbed.push(name);
+    }
+}
+
+/// The resource types `item` introduces or names.
+fn resources(item: &ComponentItem, engine: &Engine) -> Vec<ResourceType> {
+    match item {
+        ComponentItem::Resource(r) => vec![*r],
+        ComponentItem::ComponentInstance(instance) => instance
+            .exports(engine)
+            .filter_map(|(_, e)| match e.ty {
+                ComponentItem::Resource(r) => Some(r),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Defines the import `name` as traps; resources already introduced by
+/// `earlier` imports are left to them.
+fn stub_import(
+    linker: &mut Linker<Host>,
+    name: &str,
+    item: &ComponentItem,
+    earlier: &[ResourceType],
+    engine: &Engine,
+) -> Result<()> {
+    // A stub replaces whatever the linker has under that exact name.
+    linker.allow_shadowing(true);
+    let result = (|| -> wasmtime::Result<()> {
+        match item {
             ComponentItem::ComponentFunc(_) => {
-                linker
-                    .root()
-                    .func_new(name, trap(name.to_string()))
-                    .map_err(anyhow::Error::from)?;
+                linker.root().func_new(name, trap(name.to_string()))?;
+            }
+            ComponentItem::Resource(r) if !earlier.contains(r) => {
+                linker.root().resource(
+                    name,
+                    ResourceType::host::<StubResource>(),
+                    |_, _| Ok(()),
+                )?;
             }
             ComponentItem::ComponentInstance(instance) => {
-                let mut li = linker.instance(name).map_err(anyhow::Error::from)?;
+                let mut li = linker.instance(name)?;
                 for (item_name, item) in instance.exports(engine) {
                     match item.ty {
-                        ComponentItem::ComponentFunc(_) => li
-                            .func_new(item_name, trap(format!("{name}#{item_name}")))
-                            .map_err(anyhow::Error::from)?,
-                        ComponentItem::Resource(_) => li
-                            .resource(item_name, ResourceType::host::<StubResource>(), |_, _| {
+                        ComponentItem::ComponentFunc(_) => {
+                            li.func_new(item_name, trap(format!("{name}#{item_name}")))?
+                        }
+                        ComponentItem::Resource(r) if !earlier.contains(&r) => {
+                            li.resource(item_name, ResourceType::host::<StubResource>(), |_, _| {
                                 Ok(())
-                            })
-                            .map_err(anyhow::Error::from)?,
+                            })?
+                        }
                         _ => {}
                     }
                 }
             }
             _ => {}
         }
-    }
-    Ok(())
+        Ok(())
+    })();
+    linker.allow_shadowing(false);
+    result.map_err(anyhow::Error::from)
 }
