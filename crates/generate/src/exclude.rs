@@ -112,18 +112,14 @@ impl Exclusions {
             }
             hit
         };
-        let removed_imports: Vec<&WorldKey> = w
-            .imports
-            .iter()
-            .filter(|(k, item)| excluded(k, item, false))
-            .map(|(k, _)| k)
-            .collect();
-        let removed_exports: Vec<&WorldKey> = w
-            .exports
-            .iter()
-            .filter(|(k, item)| excluded(k, item, true))
-            .map(|(k, _)| k)
-            .collect();
+        let [removed_imports, removed_exports] =
+            [(&w.imports, false), (&w.exports, true)].map(|(items, is_export)| {
+                items
+                    .iter()
+                    .filter(|(k, item)| excluded(k, item, is_export))
+                    .map(|(k, _)| k)
+                    .collect::<Vec<&WorldKey>>()
+            });
         let unmatched = interfaces
             .iter()
             .chain(&exports)

@@ -152,11 +152,7 @@ fn cut_member(wasm: &[u8], info: &ComponentInfo, name: &str, func: &str) -> Resu
     {
         bail!("the component refers to it through an alias of an export of `{name}`");
     }
-    if let Some(user) = spaces
-        .instances
-        .iter()
-        .position(|i| instance_args(&i.origin).any(|a| is_this(a.kind, a.index)))
-    {
+    if let Some(user) = instance_using(spaces, is_this) {
         bail!("its instance is an argument of component instance {user}");
     }
     let instance = spaces
@@ -205,6 +201,18 @@ fn instance_args(origin: &InstanceOrigin) -> impl Iterator<Item = &Arg> {
     args.iter()
 }
 
+/// The first instance whose instance expression names an item `is_this`
+/// picks (an instantiation argument or an inline export).
+fn instance_using(
+    spaces: &Spaces,
+    is_this: impl Fn(ComponentExternalKind, u32) -> bool,
+) -> Option<usize> {
+    spaces
+        .instances
+        .iter()
+        .position(|i| instance_args(&i.origin).any(|a| is_this(a.kind, a.index)))
+}
+
 /// The nested component `component`, which the exported instance `name`
 /// instantiates, without function `func`: its section, its new bytes, and
 /// the name of the import that gave it `func`.
@@ -230,10 +238,7 @@ fn cut_shim(
         kind == ComponentExternalKind::Component && index == component
     };
     if spaces.exports.iter().any(|e| is_this(e.kind, e.index))
-        || spaces
-            .instances
-            .iter()
-            .any(|i| instance_args(&i.origin).any(|a| is_this(a.kind, a.index)))
+        || instance_using(spaces, is_this).is_some()
     {
         bail!("{shim} the component also exports or passes to another instantiation");
     }

@@ -134,15 +134,14 @@ impl Session<'_> {
         };
         // A refused request is the cause of whatever failed after it, and
         // fails init even when the guest carried on without the response.
-        let refused = self.store.data().refused_requests();
+        let refused = self.store.data().refused_requests().join(", ");
         if !refused.is_empty() {
             let _ = self.hook(Hook::Fflush);
             return Err(self.fail(
                 Failure::NetworkRefused,
                 format!(
                     "init made outgoing HTTP requests, which the init sandbox refuses (it has no \
-                     network): {}; make them at runtime instead",
-                    refused.join(", ")
+                     network): {refused}; make them at runtime instead"
                 ),
             ));
         }

@@ -7,9 +7,9 @@
 use crate::options::Options;
 use crate::report::{Failure, InitError};
 use anyhow::{Context, Result};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
@@ -70,12 +70,8 @@ impl WasiHttpView for Host {
 
 impl Host {
     /// The outgoing HTTP requests init refused, as `METHOD URL`.
-    pub fn refused_requests(&self) -> Vec<String> {
-        self.http_hooks
-            .refused
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+    pub fn refused_requests(&self) -> &[String] {
+        &self.http_hooks.refused
     }
 }
 
@@ -85,7 +81,7 @@ impl Host {
 /// not snapshot a state built without the response).
 #[derive(Default)]
 struct RefuseRequests {
-    refused: Arc<Mutex<Vec<String>>>,
+    refused: Vec<String>,
 }
 
 impl WasiHttpHooks for RefuseRequests {
@@ -105,9 +101,8 @@ impl WasiHttpHooks for RefuseRequests {
                 >,
             > + Send,
     > {
-        if let Ok(mut refused) = self.refused.lock() {
-            refused.push(format!("{} {}", request.method(), request.uri()));
-        }
+        self.refused
+            .push(format!("{} {}", request.method(), request.uri()));
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
