@@ -57,7 +57,7 @@ impl KeyBuilder {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -95,6 +95,13 @@ impl Cache {
         let home = std::env::var_os("HOME")
             .context("no cache folder: set COMPONENTIZE_CACHE_DIR (or HOME), or pass --no-cache")?;
         Ok(PathBuf::from(home).join(".cache/componentize"))
+    }
+
+    /// The folder of wasmtime's compiled-code cache, inside the cache
+    /// (absolute, as wasmtime wants it).
+    pub fn code_dir(&self) -> Result<PathBuf> {
+        std::path::absolute(self.dir.join("code"))
+            .with_context(|| format!("cannot resolve the cache folder `{}`", self.dir.display()))
     }
 
     /// The cache's folder.

@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bundled;
 pub mod cache;
 pub mod intermediates;
 pub mod output;
@@ -33,6 +34,7 @@ mod pipeline;
 mod source;
 pub mod stages;
 
+pub use bundled::BundledInterpreter;
 pub use pipeline::{BINDINGS_NAME, Built, Event, Pipeline, StageReport};
 pub use source::Source;
 pub use stages::Stage;

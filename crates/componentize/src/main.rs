@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use componentize::cache::Cache;
 use componentize::output;
 use componentize::stages::{self, GenerateInput, InitWith};
-use componentize::{Event, Pipeline, Source};
+use componentize::{Event, Source};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +16,7 @@ use std::process::ExitCode;
     name = "componentize",
     version,
     about = "Turn an interpreter, a WIT world and a script into a pre-initialized WebAssembly component",
-    long_about = "Turn an interpreter, a WIT world and a script into a pre-initialized WebAssembly component.\n\nWithout a subcommand, runs generate -> link -> init:\n  componentize --interpreter lua.so --world app.wit --init app.lua -o app.wasm",
+    long_about = "Turn an interpreter, a WIT world and a script into a pre-initialized WebAssembly component.\n\nWithout a subcommand, runs generate -> link -> init:\n  componentize --interpreter lua --world app.wit --init app.lua -o app.wasm",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -32,8 +32,10 @@ struct Cli {
 // The stages' options come last: clap keeps a flattened struct's help
 // heading for the fields after it.
 struct Build {
-    /// The interpreter library (a dylib implementing componentize.h).
-    #[arg(long, value_name = "LIB.so", required = true)]
+    /// The interpreter: a bundled one by name (`lua`; `componentize
+    /// interpreters` lists them), or a library file (a dylib implementing
+    /// componentize.h).
+    #[arg(long, value_name = "NAME|LIB.so", required = true)]
     interpreter: Option<PathBuf>,
     /// The WIT: a directory, a .wit file or a wasm-encoded package.
     #[arg(long, value_name = "WIT", required = true)]
@@ -88,12 +90,21 @@ enum Command {
     Link(LinkArgs),
     /// Pre-initialize a component: run it and snapshot its state (stage 3).
     Init(InitArgs),
+    /// List the bundled interpreters (`--interpreter NAME`): version and
+    /// the sha256 of each library.
+    Interpreters,
     /// Print the C header interpreters implement (componentize.h).
     Header {
         /// Write to this file instead of stdout.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Run a component: a wasi:cli command, or one exported function with
+    /// --invoke (like `wasmtime run`).
+    Run(RunArgs),
+    /// Serve HTTP with a wasi:http/proxy component, a fresh instance per
+    /// request (like `wasmtime serve`).
+    Serve(ServeArgs),
     /// Inspect or empty the stage cache.
     Cache {
         #[command(subcommand)]
@@ -172,9 +183,43 @@ struct InitArgs {
     options: componentize_init::Options,
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The component.
+    component: PathBuf,
+    /// Call an export instead of running the command: a WAVE call
+    /// (`'f(1, "x")'`, `'pkg:ns/iface.f("x")'`) or the name of a function
+    /// without parameters; prints the results in WAVE.
+    #[arg(long, value_name = "CALL")]
+    invoke: Option<String>,
+    /// Compile the component even if the code cache holds it, and do not
+    /// store it there.
+    #[arg(long)]
+    no_cache: bool,
+    /// The command's arguments, after `--` (argv[0] is the component's file
+    /// name).
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+    // Last: clap gives the fields after a flattened struct its help heading.
+    #[command(flatten)]
+    sandbox: componentize_run::Sandbox,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The component (exporting wasi:http/incoming-handler@0.2.x).
+    component: PathBuf,
+    /// Compile the component even if the code cache holds it, and do not
+    /// store it there.
+    #[arg(long)]
+    no_cache: bool,
+    #[command(flatten)]
+    options: componentize_run::ServeOptions,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -182,8 +227,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+fn run(cli: Cli) -> Result<ExitCode> {
+    // Every command but `run` exits 0 when it succeeds.
+    let () = match cli.command {
         None => build(cli.build),
         Some(Command::Generate(g)) => {
             let bindings = stages::generate(GenerateInput {
@@ -227,6 +273,29 @@ fn run(cli: Cli) -> Result<()> {
             }
             output::write(&i.output, &snapshot.wasm)
         }
+        Some(Command::Run(r)) => return run_component(r),
+        Some(Command::Serve(s)) => {
+            let engine = componentize_run::engine(code_cache(s.no_cache)?.as_deref())?;
+            let component = componentize_run::load(&engine, &s.component)?;
+            componentize_run::serve(&engine, &component, &s.options)
+        }
+        Some(Command::Interpreters) => {
+            for interpreter in componentize::bundled::BUNDLED_INTERPRETERS {
+                println!(
+                    "{} {}: {}",
+                    interpreter.name, interpreter.version, interpreter.description
+                );
+                for library in interpreter.libraries {
+                    println!(
+                        "  {}  {} ({} bytes)",
+                        componentize::bundled::sha256_hex(library.bytes),
+                        library.name,
+                        library.bytes.len()
+                    );
+                }
+            }
+            Ok(())
+        }
         Some(Command::Header { output: None }) => {
             print!("{}", componentize_generate::HEADER);
             Ok(())
@@ -248,7 +317,48 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `componentize run`: the command's exit code, or 134 (like wasmtime)
+/// when the component trapped.
+fn run_component(r: RunArgs) -> Result<ExitCode> {
+    let engine = componentize_run::engine(code_cache(r.no_cache)?.as_deref())?;
+    let component = componentize_run::load(&engine, &r.component)?;
+    // argv[0] is the file name without its folders, as wasmtime passes it.
+    let program = r
+        .component
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ran = match &r.invoke {
+        Some(call) => componentize_run::invoke(
+            &engine, &component, &r.sandbox, call, &program, &r.args,
+        )
+        .map(|results| {
+            println!("{results}");
+            0
+        }),
+        None => componentize_run::run_command(&engine, &component, &r.sandbox, &program, &r.args),
+    };
+    match ran {
+        // Exit codes are a byte on Unix: the low byte, as the OS keeps it.
+        Ok(code) => Ok(ExitCode::from(code as u8)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Ok(ExitCode::from(componentize_run::exit_code(&e) as u8))
+        }
     }
+}
+
+/// The code cache of `run` and `serve`: the pipeline's (`<cache>/code`),
+/// unless `no_cache`.
+fn code_cache(no_cache: bool) -> Result<Option<PathBuf>> {
+    if no_cache {
+        return Ok(None);
+    }
+    Ok(Some(Cache::at(Cache::default_location()?).code_dir()?))
 }
 
 fn build(b: Build) -> Result<()> {
@@ -263,7 +373,7 @@ fn build(b: Build) -> Result<()> {
             .unwrap_or_else(|| "component".into());
         PathBuf::from(stem).with_extension("wasm")
     });
-    let mut pipeline = Pipeline::new(Source::path(interpreter), wit);
+    let mut pipeline = componentize::bundled::pipeline_for(interpreter, wit)?;
     let mut generate = componentize_generate::Options::default();
     generate.exclusions = b.exclusions.clone();
     pipeline

@@ -7,8 +7,9 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The library name the bindings get in the linked component.
-pub const BINDINGS_NAME: &str = "bindings.so";
+/// The library name the bindings get in the linked component: the module
+/// name they give themselves.
+pub const BINDINGS_NAME: &str = componentize_generate::BINDINGS_MODULE_NAME;
 
 /// What a stage did.
 #[derive(Clone, Debug)]
@@ -241,9 +242,9 @@ impl Pipeline {
             // Compiled code is cached next to the stage outputs: changing
             // only the script does not recompile the component.
             if let Some(cache) = &self.cache {
-                // wasmtime wants an absolute folder.
-                let code = std::path::absolute(cache.dir().join("code"))?;
-                init.runtime(&componentize_init::Runtime::with_code_cache(&code)?);
+                init.runtime(&componentize_init::Runtime::with_code_cache(
+                    &cache.code_dir()?,
+                )?);
             }
             let snapshot = init.run()?;
             for (name, bytes) in [("stdout", &snapshot.stdout), ("stderr", &snapshot.stderr)] {

@@ -25,6 +25,11 @@ pub const APPLY_DATA_RELOCS: &str = "__wasm_apply_data_relocs";
 /// The export the dynamic linker calls once relocations are applied.
 pub const CALL_CTORS: &str = "__wasm_call_ctors";
 
+/// The module name the bindings give themselves in their name section, as
+/// wasm-ld names a shared library after its soname: backtraces then read
+/// `bindings.so!f` rather than `<unknown>!f`.
+pub const BINDINGS_MODULE_NAME: &str = "bindings.so";
+
 /// The custom section of the dynamic-linking convention.
 pub const DYLINK_SECTION: &str = "dylink.0";
 /// `WASM_DYLINK_MEM_INFO`: memory and table needs.

@@ -119,6 +119,7 @@ pub fn module(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
         encoded.bytes.iter().copied(),
     );
     let mut names = NameSection::new();
+    names.module(abi::BINDINGS_MODULE_NAME);
     names.functions(&sections.function_names);
     names.globals(&sections.global_names);
 

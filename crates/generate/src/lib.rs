@@ -38,6 +38,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use wit_parser::{PackageId, Resolve, WorldId};
 
+pub use abi::BINDINGS_MODULE_NAME;
 pub use exclude::Exclusions;
 
 /// The C header for interpreter authors: the interface exactly as the

@@ -54,6 +54,10 @@ pub enum Kind {
     Alias = 28,
 }
 
+/// How many entries one metadata table may hold: a [`Code`] keeps the index
+/// in its upper 24 bits.
+pub const MAX_TYPES_OF_ONE_KIND: usize = 1 << 24;
+
 /// A `wit_type_t`: kind in the low byte, table index above it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Code(u32);
@@ -63,7 +67,11 @@ impl Code {
     pub const EMPTY: u32 = u32::MAX;
 
     pub fn new(kind: Kind, index: u32) -> Code {
-        assert!(index < 1 << 24, "more than 2^24 types of one kind");
+        // `Plan::new` refuses a resolve with that many types.
+        assert!(
+            (index as usize) < MAX_TYPES_OF_ONE_KIND,
+            "more than 2^24 types of one kind"
+        );
         Code(kind as u32 | (index << 8))
     }
 

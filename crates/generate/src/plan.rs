@@ -66,6 +66,7 @@ pub struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     pub fn new(resolve: &'a Resolve, world: WorldId) -> Result<Plan<'a>> {
+        check_type_count(resolve.types.len())?;
         let mut sizes = SizeAlign::default();
         sizes.fill(resolve)?;
         let mut plan = Plan {
@@ -570,4 +571,29 @@ fn imported_types_used_by_exports(resolve: &Resolve, world: WorldId) -> LiveType
         }
     }
     kept
+}
+
+/// A `wit_t` type code keeps its table index in 24 bits, and each table
+/// holds distinct types of one kind: a resolve with fewer types than that
+/// fits whatever the world uses.
+fn check_type_count(types: usize) -> Result<()> {
+    if types >= metadata::MAX_TYPES_OF_ONE_KIND {
+        bail!(
+            "the WIT defines {types} types; the bindings' metadata (`wit_t`) holds at most {} \
+             of one kind: split the packages, or leave out what the world does not use",
+            metadata::MAX_TYPES_OF_ONE_KIND - 1
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn more_types_than_a_type_code_can_index_are_refused() {
+        let max = crate::metadata::MAX_TYPES_OF_ONE_KIND;
+        assert!(super::check_type_count(max - 1).is_ok());
+        let err = super::check_type_count(max).unwrap_err().to_string();
+        assert!(err.starts_with("the WIT defines 16777216 types;"), "{err}");
+    }
 }

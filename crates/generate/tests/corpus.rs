@@ -50,6 +50,34 @@ fn every_corpus_world_generates_a_valid_deterministic_module() {
     }
 }
 
+/// The module name of `wasm`'s name section.
+fn module_name(wasm: &[u8]) -> Option<String> {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        if let wasmparser::Payload::CustomSection(c) = payload.unwrap()
+            && let wasmparser::KnownCustom::Name(names) = c.as_known()
+        {
+            for name in names {
+                if let wasmparser::Name::Module { name, .. } = name.unwrap() {
+                    return Some(name.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_bindings_name_themselves_for_backtraces() {
+    let (path, world) = worlds().remove(0);
+    let wit = Wit::load(&path, &WitOptions::default()).unwrap();
+    let id = wit.world(Some(&world)).unwrap();
+    let bindings = generate(&wit.resolve, id, &Options::default()).unwrap();
+    assert_eq!(
+        module_name(bindings.wasm()).as_deref(),
+        Some(componentize_generate::BINDINGS_MODULE_NAME)
+    );
+}
+
 #[test]
 fn unsupported_constructs_are_refused_by_name() {
     let wit = Wit::load(&corpus().join("unsupported.wit"), &WitOptions::default()).unwrap();

@@ -55,7 +55,7 @@ pub use options::{
     parse_memory_limit, parse_timeout,
 };
 pub use report::{Failure, InitError, Snapshot, Stats, Timings};
-pub use run::{InitCall, Runtime};
+pub use run::{ExportCall, InitCall, Runtime, code_cache};
 
 use anyhow::{Context, Result};
 use snapshot::ModuleState;
@@ -119,6 +119,12 @@ impl Init {
     /// Keeps the init export in the output (default: removed).
     pub fn keep_init_export(&mut self, keep: bool) -> &mut Self {
         self.options.keep_init_export = keep;
+        self
+    }
+
+    /// Lets init make outgoing HTTP requests (default: each one fails init).
+    pub fn allow_http(&mut self, allow: bool) -> &mut Self {
+        self.options.allow_http = allow;
         self
     }
 

@@ -74,6 +74,11 @@ pub struct Options {
     /// Keep the init export in the output (by default it is removed).
     #[cfg_attr(feature = "cli", arg(long))]
     pub keep_init_export: bool,
+    /// Let init make outgoing HTTP requests (wasi:http, plain http:// only).
+    /// What the responses put in memory becomes part of the snapshot, so the
+    /// output then depends on the network.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub allow_http: bool,
 }
 
 impl Options {
@@ -106,6 +111,9 @@ impl Options {
         if self.keep_init_export {
             args.push("--keep-init-export".into());
         }
+        if self.allow_http {
+            args.push("--allow-http".into());
+        }
         args
     }
 }
@@ -118,6 +126,7 @@ impl Default for Options {
             timeout: DEFAULT_TIMEOUT,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             keep_init_export: false,
+            allow_http: false,
         }
     }
 }
@@ -289,6 +298,7 @@ mod tests {
             "--init-memory-limit",
             "16",
             "--keep-init-export",
+            "--allow-http",
         ];
         let options = Cli::try_parse_from(args).unwrap().options;
         assert_eq!(options.dirs, [PreopenDir::new("/a", "/b")]);
@@ -296,6 +306,7 @@ mod tests {
         assert_eq!(options.timeout, Duration::from_millis(1500));
         assert_eq!(options.memory_limit, 16 << 20);
         assert!(options.keep_init_export);
+        assert!(options.allow_http);
         let bad = Cli::try_parse_from(["init", "--init-timeout", "-1"])
             .err()
             .unwrap()

@@ -167,5 +167,6 @@ static void lb_push_class(lua_State *L, size_t index);
 /* ---- imports (imports.c) ------------------------------------------------ */
 
 static void lb_imports_init(lua_State *L);
+static void lb_http_init(lua_State *L);
 
 #endif

@@ -10,3 +10,4 @@
 #include "values.c"
 #include "resources.c"
 #include "imports.c"
+#include "http.c"

@@ -2,10 +2,11 @@
 //! that implements `componentize.h` on top of Lua 5.4.
 //!
 //! The C sources are in `interpreters/lua/c/` (the mapping between WIT and
-//! Lua is the Lua guide, `interpreters/lua/README.md`); `toolchain/build.sh`
-//! builds them into `<target>/toolchain/current/lib/lua.so`. This crate
-//! finds that build and the libraries it needs, in the order a linker wants
-//! them:
+//! Lua is the Lua guide, `interpreters/lua/README.md`). The crate carries
+//! the built libraries ([`BUNDLED`], what `componentize --interpreter lua`
+//! uses), and finds a build of `toolchain/build.sh`
+//! (`<target>/toolchain/current/lib/lua.so`) and the libraries it needs, in
+//! the order a linker wants them:
 //!
 //! ```no_run
 //! let binding = componentize_lua::Binding::locate()?;
@@ -20,6 +21,9 @@
 
 #![warn(missing_docs)]
 
+mod bundled;
+
+pub use bundled::{BUNDLED, BundledLibrary, LUA_VERSION};
 use std::fmt;
 use std::path::{Path, PathBuf};
 

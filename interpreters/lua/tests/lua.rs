@@ -652,6 +652,15 @@ fn runtime_error_at_init_is_reported() {
 }
 
 #[test]
+fn the_http_module_needs_a_world_with_wasi_http() {
+    let err = init_error("local http = require('componentize.http')\n");
+    assert!(
+        err.starts_with("app.lua:1: componentize.http needs a world that imports wasi:http/types"),
+        "{err}"
+    );
+}
+
+#[test]
 fn missing_exports_are_listed_at_init() {
     let mut run = Run::new(&full()).unwrap();
     let source = "types = {}\nfunction boom() return 1 end\n";

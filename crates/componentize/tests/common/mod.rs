@@ -81,3 +81,39 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The Lua HTTP example, `interpreters/lua/examples/http`.
+pub fn http_example() -> PathBuf {
+    componentize_testkit::repo_file("interpreters/lua/examples/http")
+}
+
+/// `componentize` building `world` with the Lua binding and `script` into
+/// `out`, quietly, with the stage cache in `cache`.
+pub fn build_lua(world: &Path, script: &Path, out: &Path, cache: &Path) {
+    ok(&componentize()
+        .env("COMPONENTIZE_CACHE_DIR", cache)
+        .arg("--interpreter")
+        .arg(lua().interpreter().path)
+        .arg("--world")
+        .arg(world)
+        .arg("--init")
+        .arg(script)
+        .arg("-L")
+        .arg(libc_dir())
+        .arg("-q")
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap());
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test
+/// leaves no server behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,5 +1,6 @@
 //! The init call: the script contract ([`INIT_INTERFACE`]) or an exported
-//! function given as a name or a WAVE call (`--init-func`), and the libc
+//! function given as a name or a WAVE call (`--init-func`, parsed by
+//! [`ExportCall`], which `componentize run --invoke` shares), and the libc
 //! hooks ([`Hook`]) called after it.
 
 use super::Session;
@@ -8,6 +9,7 @@ use crate::report::Failure;
 use anyhow::{Context, Result, anyhow, bail};
 use componentize_contract::{INIT_FUNCTION, INIT_INTERFACE};
 use std::time::{Duration, Instant};
+use wasmtime::AsContextMut;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::wasm_wave::{
     self,
@@ -15,7 +17,7 @@ use wasmtime::component::wasm_wave::{
     wasm::{DisplayType, WasmFunc},
 };
 use wasmtime::component::wit_parser::ItemName;
-use wasmtime::component::{Component, ComponentExportIndex, Val};
+use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Val};
 
 /// What init calls after instantiating the component.
 #[non_exhaustive]
@@ -82,7 +84,7 @@ enum Ready<'a> {
         func: ComponentExportIndex,
     },
     /// An `--init-func`.
-    Func(PreparedCall),
+    Func(ExportCall),
 }
 
 /// What the init call left for the rewrite.
@@ -114,9 +116,10 @@ impl Session<'_> {
                 }),
             },
             Some(InitCall::Func(call)) => {
-                let (prepared, export) = prepare_call(self.store.engine(), &self.component, call)?;
+                let call = ExportCall::parse(self.store.engine(), &self.component, call)?;
+                let export = call.init_export();
                 Prepared {
-                    call: Ready::Func(prepared),
+                    call: Ready::Func(call),
                     export: Some(export),
                 }
             }
@@ -141,7 +144,8 @@ impl Session<'_> {
                 Failure::NetworkRefused,
                 format!(
                     "init made outgoing HTTP requests, which the init sandbox refuses (it has no \
-                     network): {refused}; make them at runtime instead"
+                     network): {refused}; make them at runtime instead, or pass --allow-http to let init \
+                     use the network"
                 ),
             ));
         }
@@ -200,14 +204,11 @@ impl Session<'_> {
     }
 
     /// Calls the prepared `--init-func` and returns its results in WAVE.
-    fn call_func(&mut self, prepared: &PreparedCall) -> Result<Vec<String>> {
-        let function = &prepared.function;
-        let func = self
-            .instance
-            .get_func(&mut self.store, prepared.func)
-            .ok_or_else(|| anyhow!("the component's export `{function}` is not a function"))?;
-        let mut results = vec![Val::Bool(false); prepared.results];
-        if let Err(e) = func.call(&mut self.store, &prepared.params, &mut results) {
+    fn call_func(&mut self, call: &ExportCall) -> Result<Vec<String>> {
+        let function = call.function();
+        let func = call.func(&mut self.store, &self.instance)?;
+        let mut results = call.results();
+        if let Err(e) = func.call(&mut self.store, call.params(), &mut results) {
             return Err(self.guest_error(&format!("the init function `{function}`"), e));
         }
         Ok(results
@@ -248,69 +249,130 @@ impl Session<'_> {
     }
 }
 
-/// An `--init-func` call, checked against the component before it runs.
-struct PreparedCall {
+/// A call of an exported function, parsed and checked against a component
+/// before it runs: `--init-func` of init and `componentize run --invoke`.
+///
+/// The call is a name (`f`, `iface.f`, `pkg:ns/iface.f@1.0.0`) of a function
+/// without parameters, or a WAVE call with arguments
+/// (`pkg:ns/iface.f("x", 3)`). Messages name the function, never the
+/// arguments (they may hold secrets).
+#[derive(Clone, Debug)]
+pub struct ExportCall {
     /// The function as the component names it.
     function: String,
+    /// The function's name inside its instance (`f` of `iface.f`).
+    name: String,
+    /// The top-level instance exporting the function, as the component
+    /// names it, and how many items it exports; `None` for a top-level
+    /// function.
+    instance: Option<(String, usize)>,
     func: ComponentExportIndex,
     params: Vec<Val>,
     results: usize,
 }
 
-/// Parses `--init-func`: an export name (`f`, `iface.f`, `pkg:ns/iface.f@1.0`)
-/// or a WAVE call (`iface.f("x", 3)`), and finds the function. Messages name
-/// the function, never the arguments.
-fn prepare_call(
-    engine: &wasmtime::Engine,
-    component: &Component,
-    call: &str,
-) -> Result<(PreparedCall, InitExport)> {
-    // A name cannot contain `(`: what precedes the first one is the name.
-    let spelled = call.split('(').next().unwrap_or_default().trim();
-    let item = spelled
-        .parse::<ItemName>()
-        .map_err(|e| anyhow!("cannot parse `{spelled}` as a function name: {e}"))?;
-    let parsed = if call.contains('(') {
-        Some(UntypedFuncCall::parse(call).map_err(|e| {
-            anyhow!(
-                "cannot parse the arguments of `{spelled}` as a WAVE call: {}",
-                wave_error(&e)
-            )
-        })?)
-    } else {
-        None
-    };
-    let (ty, func) = component
-        .get_export(None, &item)
-        .ok_or_else(|| anyhow!("the component does not export the function `{spelled}`"))?;
-    let export = init_export(engine, component, &item, func)?;
-    let function = export.function.clone();
-    let ComponentItem::ComponentFunc(ty) = ty else {
-        bail!("the component's export `{function}` is not a function");
-    };
-    let params = match parsed {
-        Some(parsed) => {
-            let types: Vec<_> = WasmFunc::params(&ty).collect();
-            parsed.to_wasm_params::<Val>(&types).map_err(|e| {
+impl ExportCall {
+    /// Parses `call` and finds its function among the exports of
+    /// `component`, typing the arguments with the function's parameters.
+    ///
+    /// Errors name what is wrong: a name that does not parse, WAVE that does
+    /// not parse, a function the component does not export, arguments that
+    /// do not fit the parameters (listing them), a missing argument list for
+    /// a function that takes parameters.
+    pub fn parse(
+        engine: &wasmtime::Engine,
+        component: &Component,
+        call: &str,
+    ) -> Result<ExportCall> {
+        // A name cannot contain `(`: what precedes the first one is the name.
+        let spelled = call.split('(').next().unwrap_or_default().trim();
+        let item = spelled
+            .parse::<ItemName>()
+            .map_err(|e| anyhow!("cannot parse `{spelled}` as a function name: {e}"))?;
+        let parsed = if call.contains('(') {
+            Some(UntypedFuncCall::parse(call).map_err(|e| {
                 anyhow!(
-                    "the arguments of `{function}` do not fit its parameters `({})`: {}",
-                    parameters(&ty),
+                    "cannot parse the arguments of `{spelled}` as a WAVE call: {}",
                     wave_error(&e)
                 )
-            })?
-        }
-        None => no_params(&ty, &function, spelled)?,
-    };
-    let results = ty.results().len();
-    Ok((
-        PreparedCall {
+            })?)
+        } else {
+            None
+        };
+        let (ty, func) = component
+            .get_export(None, &item)
+            .ok_or_else(|| anyhow!("the component does not export the function `{spelled}`"))?;
+        let (function, instance) = export_names(engine, component, &item, func)?;
+        let ComponentItem::ComponentFunc(ty) = ty else {
+            bail!("the component's export `{function}` is not a function");
+        };
+        let params = match parsed {
+            Some(parsed) => {
+                let types: Vec<_> = WasmFunc::params(&ty).collect();
+                parsed.to_wasm_params::<Val>(&types).map_err(|e| {
+                    anyhow!(
+                        "the arguments of `{function}` do not fit its parameters `({})`: {}",
+                        parameters(&ty),
+                        wave_error(&e)
+                    )
+                })?
+            }
+            None => no_params(&ty, &function, spelled)?,
+        };
+        Ok(ExportCall {
             function,
+            name: item.name,
+            instance,
             func,
             params,
-            results,
-        },
-        export,
-    ))
+            results: ty.results().len(),
+        })
+    }
+
+    /// The function as the component names it, spelled like the call
+    /// (`f`, `pkg:ns/iface.f@1.0.0`), for messages.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+
+    /// The function in `instance` (an instance of the component the call
+    /// was parsed against).
+    pub fn func(&self, store: impl AsContextMut, instance: &Instance) -> Result<Func> {
+        instance.get_func(store, self.func).ok_or_else(|| {
+            anyhow!(
+                "the component's export `{}` is not a function",
+                self.function
+            )
+        })
+    }
+
+    /// The arguments, typed for the function's parameters.
+    pub fn params(&self) -> &[Val] {
+        &self.params
+    }
+
+    /// Room for the function's results, to pass to [`Func::call`].
+    pub fn results(&self) -> Vec<Val> {
+        vec![Val::Bool(false); self.results]
+    }
+
+    /// What removing the function from the component takes out: the
+    /// function itself, its instance when the function is all the instance
+    /// exports, else the function from its instance.
+    pub(crate) fn init_export(&self) -> InitExport {
+        let removes = match &self.instance {
+            None => Removes::Export(self.function.clone()),
+            Some((instance, 1)) => Removes::Export(instance.clone()),
+            Some((instance, _)) => Removes::Member {
+                instance: instance.clone(),
+                func: self.name.clone(),
+            },
+        };
+        InitExport {
+            function: self.function.clone(),
+            removes,
+        }
+    }
 }
 
 /// The parameters of `ty` as WIT writes them: `name: string, n: u32`.
@@ -346,23 +408,20 @@ fn no_params(ty: &ComponentFunc, function: &str, spelled: &str) -> Result<Vec<Va
     Ok(Vec::new())
 }
 
-/// The init export of the function `item`, which the component exports as
-/// `func`: its name as the component spells it (wasmtime also finds
-/// `pkg:ns/iface@1.0.1` for an export `pkg:ns/iface@1.0.0`), and what removing
-/// it takes out: the function itself, its instance when the function is all
-/// the instance exports, else the function from its instance.
-fn init_export(
+/// The names of the function `item`, which the component exports as `func`:
+/// the function as the component spells it (wasmtime also finds
+/// `pkg:ns/iface@1.0.1` for an export `pkg:ns/iface@1.0.0`) and, for a
+/// function of an instance, the instance's top-level name and how many items
+/// it exports.
+fn export_names(
     engine: &wasmtime::Engine,
     component: &Component,
     item: &ItemName,
     func: ComponentExportIndex,
-) -> Result<InitExport> {
+) -> Result<(String, Option<(String, usize)>)> {
     let Some(spelled) = item.instance_name() else {
         let name = top_level_name(engine, component, func).unwrap_or_else(|| item.name.clone());
-        return Ok(InitExport {
-            function: name.clone(),
-            removes: Removes::Export(name),
-        });
+        return Ok((name, None));
     };
     let found = component.get_export(None, spelled.as_str());
     let Some((ComponentItem::ComponentInstance(ty), index)) = found else {
@@ -370,15 +429,8 @@ fn init_export(
     };
     let instance = top_level_name(engine, component, index).unwrap_or(spelled);
     let function = member_name(&instance, &item.name);
-    let removes = if ty.exports(engine).len() == 1 {
-        Removes::Export(instance)
-    } else {
-        Removes::Member {
-            instance,
-            func: item.name.clone(),
-        }
-    };
-    Ok(InitExport { function, removes })
+    let members = ty.exports(engine).len();
+    Ok((function, Some((instance, members))))
 }
 
 /// Function `func` of the instance `instance` as `--init-func` spells it:

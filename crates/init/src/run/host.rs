@@ -1,5 +1,6 @@
 //! The host side of init: a closed WASI sandbox with fixed clocks and random
-//! bytes, wasi:http that refuses every outgoing request (naming its URL),
+//! bytes, wasi:http that refuses every outgoing request (naming its URL)
+//! unless `--allow-http` opens the network,
 //! the memory and table limits, the epoch ticker behind the timeout, stubs
 //! for every import that neither provides, and the classification of guest
 //! failures into [`InitError`]s.
@@ -7,6 +8,7 @@
 use crate::options::Options;
 use crate::report::{Failure, InitError};
 use anyhow::{Context, Result};
+use componentize_outgoing::{Connection, PlainHttp};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -43,7 +45,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub(crate) struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    http_hooks: RefuseRequests,
+    http_hooks: InitHttp,
     /// The host resources the component holds (checked after init).
     pub table: ResourceTable,
     limiter: Limiter,
@@ -75,32 +77,33 @@ impl Host {
     }
 }
 
-/// wasi:http's outgoing side during init: the network is closed, so every
-/// request fails with `HTTP-request-denied`, and its method and URL are
-/// kept so init can fail naming them (a script that catches the error must
-/// not snapshot a state built without the response).
-#[derive(Default)]
-struct RefuseRequests {
+/// wasi:http's outgoing side during init. The network is closed unless
+/// [`Options::allow_http`] opens it: then requests go out over plain HTTP.
+/// Otherwise every request fails with `HTTP-request-denied`, and its method
+/// and URL are kept so init can fail naming them (a script that catches the
+/// error must not snapshot a state built without the response).
+struct InitHttp {
+    allow: bool,
     refused: Vec<String>,
 }
 
-impl WasiHttpHooks for RefuseRequests {
+impl WasiHttpHooks for InitHttp {
     fn send_request(
         &mut self,
         request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        response_error: Connection,
     ) -> Box<
         dyn Future<
                 Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
+                    (http::Response<wasmtime_wasi_http::WasiBody>, Connection),
                     wasmtime_wasi_http::Error,
                 >,
             > + Send,
     > {
+        if self.allow {
+            return PlainHttp.send_request(request, options, response_error);
+        }
         self.refused
             .push(format!("{} {}", request.method(), request.uri()));
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
@@ -278,7 +281,10 @@ pub(crate) fn sandbox(
         Host {
             wasi,
             http: WasiHttpCtx::new(),
-            http_hooks: RefuseRequests::default(),
+            http_hooks: InitHttp {
+                allow: options.allow_http,
+                refused: Vec::new(),
+            },
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_cap: options.memory_limit,

@@ -7,8 +7,8 @@ pub(crate) mod call;
 mod host;
 mod runtime;
 
-pub use call::InitCall;
-pub use runtime::Runtime;
+pub use call::{ExportCall, InitCall};
+pub use runtime::{Runtime, code_cache};
 
 use crate::instrument::{ACCESS_EXPORT, Accessor, Instrumented, accessor_name};
 use crate::options::Options;

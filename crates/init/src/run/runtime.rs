@@ -9,6 +9,16 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::Component;
 use wasmtime::{CacheStore, Config, Engine};
 
+/// wasmtime's compiled-code cache in `dir` (an absolute folder), as every
+/// componentize engine sets it up (init's, and `componentize run`'s).
+pub fn code_cache(dir: &Path) -> Result<wasmtime::Cache> {
+    let mut config = wasmtime::CacheConfig::new();
+    config.with_directory(dir);
+    wasmtime::Cache::new(config)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot use `{}` as a code cache", dir.display()))
+}
+
 /// The wasmtime engine init runs components with, and a cache of compiled
 /// components (the same instrumented component is compiled once).
 ///
@@ -38,13 +48,8 @@ impl Runtime {
     /// (an absolute path): a rebuild whose component did not change (only
     /// the script did) does not compile it again.
     pub fn with_code_cache(dir: &Path) -> Result<Runtime> {
-        let mut cache = wasmtime::CacheConfig::new();
-        cache.with_directory(dir);
-        let cache = wasmtime::Cache::new(cache)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot use `{}` as a code cache", dir.display()))?;
         let mut config = Config::new();
-        config.cache(Some(cache));
+        config.cache(Some(code_cache(dir)?));
         Runtime::with_config(config)
     }
 

@@ -1,0 +1,104 @@
+//! The bundled Lua interpreter: a build through it needs no toolchain, no
+//! search path and no file but the WIT and the script. (That the bundled
+//! libraries are what the sources build is `interpreters/lua/tests/bundled.rs`.)
+
+mod common;
+
+use common::{componentize, failed, hello, lua, ok};
+use componentize::bundled::{BUNDLED_INTERPRETERS, pipeline_for};
+use componentize::{BundledInterpreter, Source};
+use componentize_testkit::{HostBuilder, run_command};
+use std::path::Path;
+
+#[test]
+fn a_bundled_build_needs_nothing_but_the_wit_and_the_script() {
+    // No search path: every library comes from the bundle.
+    let mut bundled = BundledInterpreter::find("lua").unwrap().pipeline(hello());
+    bundled.script(Source::path(hello().join("app.lua")));
+    let bundled = bundled.run(&mut |_| {}).unwrap().component;
+
+    let run = run_command(&bundled, &["Ada"], &mut HostBuilder::new()).unwrap();
+    assert_eq!(run.status, Ok(()));
+    assert!(
+        run.output.stdout().contains("hello from Lua"),
+        "{}",
+        run.output.stdout()
+    );
+}
+
+#[test]
+fn interpreter_names_and_paths_resolve() {
+    assert_eq!(
+        BUNDLED_INTERPRETERS
+            .iter()
+            .map(|i| i.name)
+            .collect::<Vec<_>>(),
+        ["lua"]
+    );
+    // A path is a file (a missing one fails when the pipeline reads it);
+    // an unknown bare name says what exists.
+    assert!(pipeline_for(&lua().interpreter().path, hello()).is_ok());
+    assert!(pipeline_for(Path::new("missing/lua"), hello()).is_ok());
+    assert!(pipeline_for(Path::new("lua.so"), hello()).is_ok());
+    let err = pipeline_for(Path::new("python"), hello())
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        "no interpreter `python`: it is not a file, nor a bundled interpreter (bundled: lua; \
+         `componentize interpreters` lists them)"
+    );
+}
+
+#[test]
+fn the_one_command_builds_with_the_bundled_lua_and_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hello.wasm");
+    let o = componentize()
+        .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+        .args(["--interpreter", "lua", "-q", "--world"])
+        .arg(hello())
+        .arg("--init")
+        .arg(hello().join("app.lua"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    ok(&o);
+    let o = componentize()
+        .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+        .arg("run")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(ok(&o).starts_with("hello from Lua\n"));
+
+    // `componentize interpreters` shows each bundled file's sha256, as
+    // sha256sum computes it from the checked-in files.
+    let listed = ok(&componentize().arg("interpreters").output().unwrap());
+    assert!(listed.starts_with("lua 5.4.9: "), "{listed}");
+    let bundled = componentize_testkit::repo_file("interpreters/lua/bundled");
+    for name in ["lua.so", "liblua.so", "libsetjmp.so", "libc.so"] {
+        let sum = std::process::Command::new("sha256sum")
+            .arg(bundled.join(name))
+            .output()
+            .unwrap();
+        let sum = String::from_utf8(sum.stdout).unwrap();
+        let hash = sum.split_whitespace().next().unwrap();
+        assert!(
+            listed.contains(&format!("  {hash}  {name} (")),
+            "{name}: {listed}"
+        );
+    }
+
+    // A name that is neither a file nor bundled fails naming both.
+    let err = failed(
+        &componentize()
+            .args(["--interpreter", "python", "--world"])
+            .arg(hello())
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("no interpreter `python`"), "{err}");
+}

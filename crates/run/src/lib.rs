@@ -1,0 +1,47 @@
+//! Runs the components componentize builds, in wasmtime 48: a wasi:cli
+//! command ([`run_command`]), one exported function given as a WAVE call
+//! ([`invoke`]), or a `wasi:http/proxy` component as an HTTP/1.1 server
+//! ([`Server`], [`serve`]). These are `componentize run` and `componentize
+//! serve`.
+//!
+//! Every component runs with WASI 0.2 from wasmtime-wasi and wasi:http from
+//! wasmtime-wasi-http; outgoing HTTP requests go out over plain HTTP/1.1
+//! ([`componentize_outgoing::PlainHttp`]). What a component sees of the host
+//! is its [`Sandbox`]: the folders and environment variables granted with
+//! `--dir` and `--env`, spelled like `wasmtime run` (no network sockets, as in
+//! `wasmtime run` without `-S inherit-network`).
+//!
+//! Compiled code is cached with wasmtime's code cache ([`engine`] with a
+//! folder; the CLI uses `<componentize cache>/code`, like the pipeline), so
+//! running the same component again does not compile it again.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use componentize_run::{Sandbox, engine, load, run_command};
+//! let engine = engine(None)?;
+//! let component = load(&engine, "hello.wasm".as_ref())?;
+//! let code = run_command(&engine, &component, &Sandbox::default(), "hello.wasm", &[])?;
+//! std::process::exit(code);
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+// From the component file to a running instance, then what runs in it.
+mod engine;
+mod host;
+mod sandbox;
+// A wasi:cli command or an exported function.
+mod command;
+// A wasi:http/proxy server: connections, one request, body limits.
+mod handler;
+mod limits;
+mod serve;
+
+pub use command::{TRAP_EXIT_CODE, exit_code, invoke, run_command};
+pub use engine::{engine, load};
+pub use handler::ResponseBody;
+pub use host::{Host, linker};
+pub use limits::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY, parse_bytes};
+pub use sandbox::Sandbox;
+pub use serve::{DEFAULT_ADDR, SHUTDOWN_GRACE, ServeOptions, Server, serve};
