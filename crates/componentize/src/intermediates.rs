@@ -94,7 +94,7 @@ fn commands(dir: &Path, component_name: &str, pipeline: &Pipeline) -> Result<Str
         }
         InitWith::Func(call) => init.extend(args(vec!["--init-func".into(), call.into()])),
     }
-    init.extend(args(pipeline.init.to_args()));
+    init.extend(args(pipeline.effective_init_options().to_args()));
     init.extend([Word::Arg("-o".into()), Word::OutComponent]);
 
     let cwd = std::env::current_dir().context("cannot read the current folder")?;

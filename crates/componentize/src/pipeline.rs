@@ -164,6 +164,21 @@ impl Pipeline {
         options
     }
 
+    /// The init options the stage runs with: the ones given, with the
+    /// script's folder first among the module folders (a script given as
+    /// bytes has none).
+    pub(crate) fn effective_init_options(&self) -> componentize_init::Options {
+        let mut options = self.init.clone();
+        if let InitWith::Script(Source::Path(script)) = &self.call {
+            let folder = match script.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            options.module_paths.insert(0, folder);
+        }
+        options
+    }
+
     /// Whether the bindings get the init contract's export: with a script.
     pub(crate) fn init_export(&self) -> bool {
         matches!(self.call, InitWith::Script(_))
@@ -236,9 +251,19 @@ impl Pipeline {
             InitWith::Func(f) => key.str("func").str(f),
             _ => key.str("startup"),
         };
-        key.str(&format!("{:?}", self.init));
+        let init_options = self.effective_init_options();
+        key.str(&format!("{init_options:?}"));
+        let script = match &self.call {
+            InitWith::Script(script) => Some(script.name()),
+            _ => None,
+        };
+        hash_module_folders(
+            &mut key,
+            &init_options.module_paths,
+            script.as_deref().map(Path::new),
+        )?;
         let component = self.stage(Stage::Init, key.finish(), events, &mut stages, |events| {
-            let mut init = stages::init(linked.clone(), &call, &self.init)?;
+            let mut init = stages::init(linked.clone(), &call, &init_options)?;
             // Compiled code is cached next to the stage outputs: changing
             // only the script does not recompile the component.
             if let Some(cache) = &self.cache {
@@ -311,7 +336,7 @@ impl Pipeline {
 fn hash_wit(key: &mut KeyBuilder, path: &Path) -> Result<()> {
     if path.is_dir() {
         let mut files = Vec::new();
-        collect_files(path, path, &mut Vec::new(), &mut files)?;
+        collect_files(path, path, &WIT_FILES, &mut Vec::new(), &mut files)?;
         files.sort();
         for rel in files {
             let bytes = std::fs::read(path.join(&rel))?;
@@ -329,13 +354,62 @@ fn hash_wit(key: &mut KeyBuilder, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Adds the `.wit` and `.wasm` files under `dir` to `out`, relative to
-/// `root`. Symlinks are followed (a `deps/` entry is often one), but a
-/// folder that is one of its own ancestors (`ancestors`, canonical) is not
-/// entered again, so a symlink loop ends the walk instead of the stack.
+/// Adds the module files of each folder of `dirs` to `key`: their paths and
+/// contents, so editing a module reruns init. Module files are those with
+/// the script's extension (`.lua` for `app.lua`: what `require` finds,
+/// `?.lua` and `?/init.lua`, precompiled chunks included), or every file
+/// when the script has none; hidden entries (`.git`) are passed over.
+fn hash_module_folders(
+    key: &mut KeyBuilder,
+    dirs: &[PathBuf],
+    script: Option<&Path>,
+) -> Result<()> {
+    let extension = script
+        .and_then(|s| s.extension())
+        .map(|e| e.to_string_lossy().into_owned());
+    let extensions: Vec<&str> = extension.as_deref().into_iter().collect();
+    let wanted = Wanted {
+        extensions: &extensions,
+        skip_hidden: true,
+    };
+    for dir in dirs {
+        let mut files = Vec::new();
+        collect_files(dir, dir, &wanted, &mut Vec::new(), &mut files)
+            .with_context(|| format!("cannot read the module folder `{}`", dir.display()))?;
+        files.sort();
+        key.str("module folder").str(&dir.to_string_lossy());
+        for rel in files {
+            let file = dir.join(&rel);
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            key.str(&rel).bytes(&bytes);
+        }
+    }
+    Ok(())
+}
+
+/// Which files of a folder enter a cache key.
+struct Wanted<'a> {
+    /// File name endings that count (none: every file).
+    extensions: &'a [&'a str],
+    /// Whether entries whose name starts with `.` are passed over.
+    skip_hidden: bool,
+}
+
+/// What wit-parser reads from a WIT folder.
+const WIT_FILES: Wanted<'static> = Wanted {
+    extensions: &["wit", "wasm"],
+    skip_hidden: false,
+};
+
+/// Adds the `wanted` files under `dir` to `out`, relative to `root`.
+/// Symlinks are followed (a `deps/` entry is often one), but a folder that
+/// is one of its own ancestors (`ancestors`, canonical) is not entered
+/// again, so a symlink loop ends the walk instead of the stack.
 fn collect_files(
     root: &Path,
     dir: &Path,
+    wanted: &Wanted<'_>,
     ancestors: &mut Vec<PathBuf>,
     out: &mut Vec<String>,
 ) -> Result<()> {
@@ -353,9 +427,19 @@ fn collect_files(
     }
     entries.sort();
     for path in entries {
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if wanted.skip_hidden && hidden {
+            continue;
+        }
         if path.is_dir() {
-            collect_files(root, &path, ancestors, out)?;
-        } else if path.extension().is_some_and(|e| e == "wit" || e == "wasm") {
+            collect_files(root, &path, wanted, ancestors, out)?;
+        } else if wanted.extensions.is_empty()
+            || path
+                .extension()
+                .is_some_and(|e| wanted.extensions.iter().any(|w| e == *w))
+        {
             let rel = path.strip_prefix(root).unwrap_or(&path);
             out.push(rel.to_string_lossy().into_owned());
         }
@@ -366,7 +450,7 @@ fn collect_files(
 
 #[cfg(all(test, unix))]
 mod tests {
-    use super::collect_files;
+    use super::{WIT_FILES, collect_files};
 
     #[test]
     fn a_symlink_loop_in_the_wit_folder_ends() {
@@ -378,7 +462,7 @@ mod tests {
         std::os::unix::fs::symlink("../..", root.join("deps/a/loop")).unwrap();
         std::os::unix::fs::symlink("a", root.join("deps/b")).unwrap();
         let mut files = Vec::new();
-        collect_files(root, root, &mut Vec::new(), &mut files).unwrap();
+        collect_files(root, root, &WIT_FILES, &mut Vec::new(), &mut files).unwrap();
         files.sort();
         // `deps/b` is another way to `deps/a`, not a loop: both count.
         assert_eq!(files, ["app.wit", "deps/a/a.wit", "deps/b/a.wit"]);

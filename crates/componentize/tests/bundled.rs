@@ -55,8 +55,13 @@ fn interpreter_names_and_paths_resolve() {
 fn the_one_command_builds_with_the_bundled_lua_and_lists_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hello.wasm");
+    // As on a machine with no toolchain: no PATH (no clang, no wasm-tools)
+    // and no toolchain build to find.
     let o = componentize()
         .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+        .env("PATH", "")
+        .env_remove("TOOLCHAIN_DIR")
+        .env("CARGO_TARGET_DIR", dir.path().join("no-target"))
         .args(["--interpreter", "lua", "-q", "--world"])
         .arg(hello())
         .arg("--init")

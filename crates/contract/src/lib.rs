@@ -15,6 +15,10 @@
 //! }
 //! ```
 //!
+//! Module folders (`--module-path`, and the script's own folder) reach the
+//! interpreter during init as read-only preopens named in the environment
+//! variable [`MODULE_PATH_ENV`]; see there.
+//!
 //! The crate also holds the other agreement between stages: the custom
 //! section in which bindings name the exports they leave to other libraries
 //! ([`excluded`]).
@@ -31,6 +35,20 @@ use wit_parser::{Resolve, WorldId, WorldItem, WorldKey};
 
 /// The WIT of the contract (`wit/init.wit` in this crate).
 pub const INIT_WIT: &str = include_str!("../wit/init.wit");
+
+/// The environment variable that lists, during init only, the folders the
+/// script's modules are loaded from: guest paths separated by `:`, in
+/// search order, each a read-only preopen (`/componentize/modules/0`,
+/// `/componentize/modules/1`, ...; see [`module_folder`]). An interpreter
+/// puts them on its module search path before running the script (Lua:
+/// `package.path`); nothing of them exists after init, so modules must be
+/// loaded by then.
+pub const MODULE_PATH_ENV: &str = "COMPONENTIZE_MODULE_PATH";
+
+/// Where the `index`-th module folder is preopened during init.
+pub fn module_folder(index: usize) -> String {
+    format!("/componentize/modules/{index}")
+}
 
 /// The contract's package namespace (`componentize` in `componentize:init`).
 pub const PACKAGE_NAMESPACE: &str = "componentize";

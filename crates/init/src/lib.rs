@@ -199,7 +199,8 @@ impl Init {
         timings.init = called.time;
 
         let t = Instant::now();
-        let states = snapshot::snapshot(&mut session, &info, self.options.dirs.len())?;
+        let preopens = self.options.dirs.len() + self.options.module_paths.len();
+        let states = snapshot::snapshot(&mut session, &info, preopens)?;
         timings.measure = t.elapsed();
         let (stdout, stderr) = session.output();
         drop(session);

@@ -46,6 +46,12 @@ pub struct Options {
         arg(long = "env", value_name = "KEY[=VALUE]", value_parser = parse_env)
     )]
     pub env: Vec<EnvVar>,
+    /// A folder the script's modules are loaded from during init (Lua:
+    /// `require`), read-only; repeatable, searched in order. The pipeline
+    /// puts the script's own folder first. Gone after init: modules must
+    /// be loaded by then.
+    #[cfg_attr(feature = "cli", arg(long = "module-path", value_name = "DIR"))]
+    pub module_paths: Vec<PathBuf>,
     /// Fail init after this many seconds.
     #[cfg_attr(
         feature = "cli",
@@ -100,6 +106,9 @@ impl Options {
             };
             args.extend(["--env".into(), value.into()]);
         }
+        for dir in &self.module_paths {
+            args.extend(["--module-path".into(), dir.clone().into_os_string()]);
+        }
         if self.timeout != DEFAULT_TIMEOUT {
             let seconds = self.timeout.as_secs_f64().to_string();
             args.extend(["--init-timeout".into(), seconds.into()]);
@@ -123,6 +132,7 @@ impl Default for Options {
         Options {
             dirs: Vec::new(),
             env: Vec::new(),
+            module_paths: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             keep_init_export: false,
@@ -299,6 +309,8 @@ mod tests {
             "16",
             "--keep-init-export",
             "--allow-http",
+            "--module-path",
+            "lib",
         ];
         let options = Cli::try_parse_from(args).unwrap().options;
         assert_eq!(options.dirs, [PreopenDir::new("/a", "/b")]);
@@ -307,6 +319,7 @@ mod tests {
         assert_eq!(options.memory_limit, 16 << 20);
         assert!(options.keep_init_export);
         assert!(options.allow_http);
+        assert_eq!(options.module_paths, [PathBuf::from("lib")]);
         let bad = Cli::try_parse_from(["init", "--init-timeout", "-1"])
             .err()
             .unwrap()

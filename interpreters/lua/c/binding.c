@@ -595,6 +595,7 @@ void wit_dylib_initialize(const wit_t *wit) {
   lua_setallocf(L, lb_alloc, NULL); /* compatible with luaL_newstate's: realloc/free */
   lua_atpanic(L, lb_panic);
   luaL_openlibs(L);
+  lb_stdlib_init(L);
   lb_wrap_random(L);
 
   lua_pushglobaltable(L);
@@ -644,6 +645,7 @@ static int lb_init_protected(lua_State *L) {
   size_t srclen;
   const char *name = lua_tostring(L, 1);
   const char *src = lua_tolstring(L, 2, &srclen);
+  lb_modules_before_init(L);
   lua_pushfstring(L, "@%s", name);
   if (luaL_loadbufferx(L, src, srclen, lua_tostring(L, -1), NULL) != LUA_OK) {
     lua_pushnil(L); /* syntax error: "app.lua:3: ... near ..." */
@@ -694,6 +696,8 @@ static void lb_run_init(lua_State *L) {
     return;
   }
   LB.loaded = true;
+  lb_modules_after_init(L);
+  lb_stdlib_after_init();
   /* The state may be snapshotted now: leave no garbage behind, stop zeroing
    * freed memory, and draw fresh randomness at runtime. */
   lua_gc(L, LUA_GCCOLLECT);

@@ -169,4 +169,14 @@ static void lb_push_class(lua_State *L, size_t index);
 static void lb_imports_init(lua_State *L);
 static void lb_http_init(lua_State *L);
 
+/* ---- modules (modules.c) ------------------------------------------------ */
+
+static void lb_modules_before_init(lua_State *L);
+static void lb_modules_after_init(lua_State *L);
+
+/* ---- the standard library on WASI (stdlib.c) ----------------------------- */
+
+static void lb_stdlib_init(lua_State *L);
+static void lb_stdlib_after_init(void);
+
 #endif

@@ -11,3 +11,5 @@
 #include "resources.c"
 #include "imports.c"
 #include "http.c"
+#include "modules.c"
+#include "stdlib.c"

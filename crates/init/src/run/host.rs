@@ -231,6 +231,17 @@ fn build_wasi(options: &Options, output: &Output) -> Result<WasiCtx> {
             .map_err(anyhow::Error::from)
             .with_context(|| format!("cannot open `{}` for --dir", dir.host.display()))?;
     }
+    if !options.module_paths.is_empty() {
+        let mut guests = Vec::new();
+        for (i, dir) in options.module_paths.iter().enumerate() {
+            let guest = componentize_contract::module_folder(i);
+            b.preopened_dir(dir, &guest, wasmtime_wasi::FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot open the module folder `{}`", dir.display()))?;
+            guests.push(guest);
+        }
+        b.env(componentize_contract::MODULE_PATH_ENV, guests.join(":"));
+    }
     Ok(b.build())
 }
 
