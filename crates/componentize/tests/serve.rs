@@ -120,6 +120,19 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The server's stderr once it contains `line` (it logs a failure after
+    /// answering, so the client may see the answer first), or after 10 s.
+    fn stderr_with(&self, line: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stderr = self.stderr();
+            if stderr.contains(line) || std::time::Instant::now() > deadline {
+                return stderr;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     fn pid(&self) -> String {
         self.process.0.id().to_string()
     }
@@ -370,7 +383,7 @@ fn a_lua_error_is_answered_with_500_and_logged_and_serving_goes_on() {
     let reply = client.get("/hello?name=again");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.text(), "hello, again!\n");
-    let stderr = server.stderr();
+    let stderr = server.stderr_with("error: GET /fail: ");
     let logged: Vec<&str> = stderr
         .lines()
         .filter(|l| l.starts_with("error: "))
@@ -444,13 +457,9 @@ fn bodies_over_the_limits_are_refused() {
     // logged.
     let reply = server.connect().send("POST", "/echo", &[], &[b'z'; 1024]);
     assert_eq!(reply.status, 500);
-    let stderr = server.stderr();
-    assert!(
-        stderr.contains(
-            "error: POST /echo: the response's content-length is over the limit of 600 bytes"
-        ),
-        "{stderr}"
-    );
+    let logged = "error: POST /echo: the response's content-length is over the limit of 600 bytes";
+    let stderr = server.stderr_with(logged);
+    assert!(stderr.contains(logged), "{stderr}");
 }
 
 /// Waits for the server's process to exit; its exit code.
