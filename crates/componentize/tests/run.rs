@@ -6,23 +6,12 @@
 
 mod common;
 
-use common::{build_lua, componentize, failed, hello, libc_dir, ok, toolchain};
+use common::{build_lua, cache, componentize, failed, hello, libc_dir, ok, scratch, toolchain};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::SystemTime;
-
-/// A folder for this test binary: components and the stage cache.
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
-
-/// The stage and code cache every run here shares (not the user's).
-fn cache() -> PathBuf {
-    scratch().join("cache")
-}
 
 /// The hello example, built once.
 fn hello_wasm() -> &'static Path {

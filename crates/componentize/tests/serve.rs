@@ -7,24 +7,15 @@
 
 mod common;
 
-use common::{KillOnDrop, build_lua, componentize, failed, hello, http_example, toolchain};
+use common::{
+    KillOnDrop, build_lua, cache, componentize, failed, hello, http_example, scratch, toolchain,
+};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-/// A folder for this test binary: components and the caches.
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
-}
-
-/// The stage and code cache every build and server here shares.
-fn cache() -> PathBuf {
-    scratch().join("cache")
-}
 
 /// The HTTP example, built once.
 fn http_wasm() -> &'static Path {

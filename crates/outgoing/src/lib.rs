@@ -17,9 +17,9 @@ use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// How long connecting, the first response byte and the gap between two
-/// body chunks may take when the guest sets no timeout: long enough for any
-/// real service, short enough that a dead peer does not hang init forever.
+/// How long connecting and waiting for the response head may each take
+/// when the guest sets no timeout: long enough for any real service, short
+/// enough that a dead peer does not hang init forever.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A future that drives the connection after the response head arrived,

@@ -107,6 +107,19 @@ pub fn build_lua(world: &Path, script: &Path, out: &Path, cache: &Path) {
         .unwrap());
 }
 
+/// A folder for this test binary (components, caches), removed when it
+/// ends.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// The stage and code cache every build and run of this test binary
+/// shares (not the user's).
+pub fn cache() -> PathBuf {
+    scratch().join("cache")
+}
+
 /// A child process killed (and reaped) when dropped, so a failing test
 /// leaves no server behind.
 pub struct KillOnDrop(pub std::process::Child);
