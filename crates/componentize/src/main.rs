@@ -112,12 +112,19 @@ enum Command {
     },
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum CacheAction {
-    /// Print where the cache is, its entries and size.
+    /// Print where the cache is, its entries, size and size limit.
     Stats,
-    /// Remove every entry.
+    /// Remove every entry (the size limit stays).
     Clean,
+    /// Print the size limit, or set it (such as 512MiB or 4GiB) and evict
+    /// the least recently used entries down to it. Builds keep the cache
+    /// under it the same way.
+    Limit {
+        /// The new limit: bytes, or a number with KiB, MiB or GiB.
+        size: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -256,6 +263,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output::write(&l.output, linked.component())
         }
         Some(Command::Init(i)) => {
+            output::check_destination(&i.output)?;
             let component = std::fs::read(&i.component)
                 .with_context(|| format!("cannot read `{}`", i.component.display()))?;
             let with = match (&i.script, &i.init_func) {
@@ -305,16 +313,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Command::Cache { action }) => {
             let cache = Cache::at(Cache::default_location()?);
-            let (verb, stats) = match action {
-                CacheAction::Stats => ("holds", cache.stats()?),
-                CacheAction::Clean => ("removed", cache.clean()?),
-            };
-            println!(
-                "{}: {verb} {} entries, {} bytes",
-                cache.dir().display(),
-                stats.entries,
-                stats.bytes
-            );
+            let dir = cache.dir().display();
+            match action {
+                CacheAction::Stats => {
+                    let stats = cache.stats()?;
+                    println!(
+                        "{dir}: holds {} entries, {} bytes (limit {} bytes)",
+                        stats.entries,
+                        stats.bytes,
+                        cache.limit()?
+                    );
+                }
+                CacheAction::Clean => {
+                    let stats = cache.clean()?;
+                    println!(
+                        "{dir}: removed {} entries, {} bytes",
+                        stats.entries, stats.bytes
+                    );
+                }
+                CacheAction::Limit { size: None } => println!("{}", cache.limit()?),
+                CacheAction::Limit { size: Some(size) } => {
+                    let limit = componentize_run::parse_bytes(&size)?;
+                    let evicted = cache.set_limit(limit)?;
+                    println!(
+                        "{dir}: limit {limit} bytes; evicted {} entries, {} bytes",
+                        evicted.entries, evicted.bytes
+                    );
+                }
+            }
             Ok(())
         }
     }?;
@@ -373,6 +399,7 @@ fn build(b: Build) -> Result<()> {
             .unwrap_or_else(|| "component".into());
         PathBuf::from(stem).with_extension("wasm")
     });
+    output::check_destination(&output)?;
     let mut pipeline = componentize::bundled::pipeline_for(interpreter, wit)?;
     let mut generate = componentize_generate::Options::default();
     generate.exclusions = b.exclusions.clone();
@@ -420,6 +447,12 @@ fn build(b: Build) -> Result<()> {
                 eprintln!();
             }
             eprintln!("{}", text.trim_end());
+        }
+        Event::Warning(text) => {
+            if std::mem::take(&mut line_open) {
+                eprintln!();
+            }
+            eprintln!("warning: {text}");
         }
         _ => {}
     });

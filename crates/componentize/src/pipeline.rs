@@ -33,6 +33,10 @@ pub enum Event {
     Finished(StageReport),
     /// Detail for verbose output (what init printed).
     Detail(Stage, String),
+    /// Something went wrong that does not stop the build (the cache cannot
+    /// be written): shown even when quiet. Each kind is reported once per
+    /// run.
+    Warning(String),
 }
 
 /// The pipeline's products.
@@ -185,8 +189,32 @@ impl Pipeline {
     }
 
     /// Runs generate -> link -> init, reporting progress to `events`.
+    ///
+    /// A cache that cannot be written (read-only, a full disk) does not
+    /// fail the build: it goes on without storing, after one
+    /// [`Event::Warning`].
     pub fn run(&self, events: &mut dyn FnMut(Event)) -> Result<Built> {
-        let mut stages = Vec::new();
+        let mut run = Run {
+            events,
+            stages: Vec::new(),
+            cache: CacheUse {
+                cache: self.cache.clone(),
+                writable: true,
+            },
+        };
+        let built = self.run_stages(&mut run)?;
+        if let Some(cache) = run.cache.writable()
+            && let Err(e) = cache.evict()
+        {
+            (run.events)(Event::Warning(format!(
+                "cannot keep the cache `{}` under its size limit: {e:#}",
+                cache.dir().display()
+            )));
+        }
+        Ok(built)
+    }
+
+    fn run_stages(&self, run: &mut Run<'_>) -> Result<Built> {
         // Inputs are checked before any stage runs, so a typo fails at once
         // and names the input.
         self.interpreter.check("interpreter")?;
@@ -212,7 +240,7 @@ impl Pipeline {
             .str(&format!("{:?}", self.wit_options))
             .str(&format!("{generate_options:?}"))
             .str(if init_export { "init-export" } else { "" });
-        let bindings = self.stage(Stage::Generate, key.finish(), events, &mut stages, |_| {
+        let bindings = self.stage(Stage::Generate, key.finish(), run, |_, _| {
             stages::generate(GenerateInput {
                 wit: &self.wit,
                 world: self.world.as_deref(),
@@ -235,7 +263,7 @@ impl Pipeline {
         for (label, bytes) in resolved.key_parts() {
             key.str(&label).bytes(&bytes);
         }
-        let linked = self.stage(Stage::Link, key.finish(), events, &mut stages, |events| {
+        let linked = self.stage(Stage::Link, key.finish(), run, |events, _| {
             let linked = resolved.encode()?;
             // What was linked and why (found or built-in libraries, stubs).
             events(Event::Detail(Stage::Link, linked.report().to_string()));
@@ -262,14 +290,21 @@ impl Pipeline {
             &init_options.module_paths,
             script.as_deref().map(Path::new),
         )?;
-        let component = self.stage(Stage::Init, key.finish(), events, &mut stages, |events| {
+        let component = self.stage(Stage::Init, key.finish(), run, |events, cache| {
             let mut init = stages::init(linked.clone(), &call, &init_options)?;
             // Compiled code is cached next to the stage outputs: changing
             // only the script does not recompile the component.
-            if let Some(cache) = &self.cache {
-                init.runtime(&componentize_init::Runtime::with_code_cache(
-                    &cache.code_dir()?,
-                )?);
+            // A cache that is not writable may still hold the code.
+            if let Some(c) = &cache.cache {
+                match c
+                    .code_dir()
+                    .and_then(|dir| componentize_init::Runtime::with_code_cache(&dir))
+                {
+                    Ok(runtime) => {
+                        init.runtime(&runtime);
+                    }
+                    Err(e) => cache.failed(events, e),
+                }
             }
             let snapshot = init.run()?;
             for (name, bytes) in [("stdout", &snapshot.stdout), ("stderr", &snapshot.stderr)] {
@@ -290,33 +325,40 @@ impl Pipeline {
             component,
             bindings,
             linked,
-            stages,
+            stages: std::mem::take(&mut run.stages),
         })
     }
 
-    /// Runs `work` or takes its output from the cache.
+    /// Runs `work` or takes its output from the cache. `work` gets the
+    /// events and the cache, for caching of its own.
     fn stage(
         &self,
         stage: Stage,
         key: Key,
-        events: &mut dyn FnMut(Event),
-        stages: &mut Vec<StageReport>,
-        work: impl FnOnce(&mut dyn FnMut(Event)) -> Result<Vec<u8>>,
+        run: &mut Run<'_>,
+        work: impl FnOnce(&mut dyn FnMut(Event), &mut CacheUse) -> Result<Vec<u8>>,
     ) -> Result<Vec<u8>> {
-        events(Event::Started(stage));
+        (run.events)(Event::Started(stage));
         let start = Instant::now();
         // Granted folders may change between runs without any input
         // changing: such an init is never taken from the cache.
         let cacheable = stage != Stage::Init || self.init.dirs.is_empty();
-        let cache = self.cache.as_ref().filter(|_| cacheable);
-        let (output, cached) = match cache.and_then(|c| c.get(stage.name(), &key)) {
-            Some(hit) => (hit, true),
+        let hit = match &run.cache.cache {
+            Some(c) if cacheable => c.get(stage.name(), &key),
+            _ => None,
+        };
+        let cached = hit.is_some();
+        let output = match hit {
+            Some(hit) => hit,
             None => {
-                let output = work(events).with_context(|| format!("{} failed", stage.name()))?;
-                if let Some(c) = cache {
-                    c.put(stage.name(), &key, &output)?;
+                let output = work(&mut *run.events, &mut run.cache)
+                    .with_context(|| format!("{} failed", stage.name()))?;
+                if let Some(c) = run.cache.writable().filter(|_| cacheable)
+                    && let Err(e) = c.put(stage.name(), &key, &output)
+                {
+                    run.cache.failed(&mut *run.events, e);
                 }
-                (output, false)
+                output
             }
         };
         let report = StageReport {
@@ -324,9 +366,43 @@ impl Pipeline {
             cached,
             time: start.elapsed(),
         };
-        events(Event::Finished(report.clone()));
-        stages.push(report);
+        (run.events)(Event::Finished(report.clone()));
+        run.stages.push(report);
         Ok(output)
+    }
+}
+
+/// One run of the pipeline: where its events go, what its stages did, and
+/// its cache.
+struct Run<'a> {
+    events: &'a mut dyn FnMut(Event),
+    stages: Vec<StageReport>,
+    cache: CacheUse,
+}
+
+/// The cache of one run, and whether it can still be written.
+struct CacheUse {
+    cache: Option<Cache>,
+    writable: bool,
+}
+
+impl CacheUse {
+    /// The cache, while writes to it succeed.
+    fn writable(&self) -> Option<&Cache> {
+        self.cache.as_ref().filter(|_| self.writable)
+    }
+
+    /// A write failed: warn once, and build on without writing (a
+    /// read-only or full cache folder must not fail the build; its
+    /// entries are still read).
+    fn failed(&mut self, events: &mut dyn FnMut(Event), error: anyhow::Error) {
+        if let Some(c) = self.writable() {
+            events(Event::Warning(format!(
+                "cannot write to the cache `{}` ({error:#}); building without storing in it. Free space or fix its permissions, point COMPONENTIZE_CACHE_DIR elsewhere, or pass --no-cache",
+                c.dir().display()
+            )));
+            self.writable = false;
+        }
     }
 }
 

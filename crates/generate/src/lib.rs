@@ -168,7 +168,8 @@ impl Bindings {
 ///
 /// Fails with a message naming the function and type for what the interface
 /// cannot carry: `async` functions, `future`/`stream`, `error-context`, and
-/// fixed-length lists.
+/// fixed-length lists; and for maps whose values hold handles, which WIT
+/// accepts but the component model does not.
 ///
 /// With [`Options::exclusions`], the bindings are those of the world without
 /// the excluded items (their `component-type` section says so too), and name

@@ -7,8 +7,8 @@ use crate::metadata::{self, Code, FuncRef, Kind, Metadata};
 use anyhow::{Result, bail};
 use std::collections::{BTreeSet, HashMap};
 use wit_parser::{
-    Function, FunctionKind, Handle, InterfaceId, LiveTypes, Resolve, SizeAlign, Type, TypeDefKind,
-    TypeId, TypeOwner, WorldId, WorldItem, WorldKey,
+    Function, Handle, InterfaceId, LiveTypes, Resolve, SizeAlign, Type, TypeDefKind, TypeId,
+    TypeOwner, WorldId, WorldItem, WorldKey,
 };
 
 /// Which view of the types a function is generated against. An interface both
@@ -113,6 +113,13 @@ impl<'a> Plan<'a> {
                                 resolve.types[*ty].name.as_deref().unwrap_or("<anonymous>"),
                             );
                         }
+                        if let Some(map) = map_of_handles(resolve, &Type::Id(*ty)) {
+                            bail!(
+                                "{dir}ed interface `{}` defines type `{}` using {map}, {MAP_OF_HANDLES}",
+                                resolve.name_world_key(key),
+                                resolve.types[*ty].name.as_deref().unwrap_or("<anonymous>"),
+                            );
+                        }
                     }
                     iface.functions.values().collect()
                 }
@@ -132,7 +139,7 @@ impl<'a> Plan<'a> {
                     Some(key).filter(|_| !matches!(item, WorldItem::Function(_))),
                     func,
                 );
-                if is_async(func) {
+                if func.kind.is_async() {
                     bail!(
                         "{dir}ed function {place} is `async`; componentize generates synchronous bindings only for now (remove `async` or leave the function out of the world)"
                     );
@@ -143,6 +150,9 @@ impl<'a> Plan<'a> {
                         bail!(
                             "{dir}ed function {place} uses {what}, which the interpreter ABI (wit_dylib.h version 3) has no operations for; remove it from the signature"
                         );
+                    }
+                    if let Some(map) = map_of_handles(resolve, ty) {
+                        bail!("{dir}ed function {place} uses {map}, {MAP_OF_HANDLES}");
                     }
                 }
             }
@@ -458,15 +468,6 @@ fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
     id
 }
 
-fn is_async(func: &Function) -> bool {
-    matches!(
-        func.kind,
-        FunctionKind::AsyncFreestanding
-            | FunctionKind::AsyncMethod(_)
-            | FunctionKind::AsyncStatic(_)
-    )
-}
-
 /// `` `f` `` or `` `f` in interface `a:b/c` `` for error messages.
 fn describe(resolve: &Resolve, key: Option<&WorldKey>, func: &Function) -> String {
     match key {
@@ -500,6 +501,40 @@ fn unsupported_in_signature(resolve: &Resolve, ty: &Type) -> Option<String> {
         _ => None,
     })
     .or_else(|| contains_error_context(resolve, ty).then(|| "`error-context`".to_string()))
+}
+
+/// Why [`map_of_handles`] is refused, after naming the map.
+const MAP_OF_HANDLES: &str = "which the component model forbids (a map may drop the values of \
+     duplicate keys, and a dropped handle would leak): use `list<tuple<K, V>>` instead";
+
+/// Names the first map reachable from `ty` whose values hold a handle. WIT
+/// accepts one, but the component-type section it makes does not validate,
+/// so linking would fail on it far from its cause.
+fn map_of_handles(resolve: &Resolve, ty: &Type) -> Option<String> {
+    find_type(resolve, ty, &mut BTreeSet::new(), &|kind| match kind {
+        TypeDefKind::Map(_, v) if holds_handle(resolve, v) => Some(
+            "a `map` whose values hold a handle (of a resource, future, stream or `error-context`)"
+                .to_string(),
+        ),
+        _ => None,
+    })
+}
+
+/// Whether a value of `ty` holds a handle as the component model counts
+/// them: of a resource, a future, a stream or an `error-context`.
+fn holds_handle(resolve: &Resolve, ty: &Type) -> bool {
+    let handle = |kind: &TypeDefKind| {
+        matches!(
+            kind,
+            TypeDefKind::Handle(_)
+                | TypeDefKind::Resource
+                | TypeDefKind::Future(_)
+                | TypeDefKind::Stream(_)
+        )
+        .then(String::new)
+    };
+    contains_error_context(resolve, ty)
+        || find_type(resolve, ty, &mut BTreeSet::new(), &handle).is_some()
 }
 
 fn find_type(

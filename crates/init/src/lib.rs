@@ -55,7 +55,7 @@ pub use options::{
     parse_memory_limit, parse_timeout,
 };
 pub use report::{Failure, InitError, Snapshot, Stats, Timings};
-pub use run::{ExportCall, InitCall, Runtime, code_cache};
+pub use run::{ExportCall, InitCall, KEPT_COMPONENTS, Runtime, code_cache};
 
 use anyhow::{Context, Result};
 use snapshot::ModuleState;

@@ -9,6 +9,10 @@ pub const WASI_PREVIEW1: &str =
 pub(crate) const WASI_PREVIEW1_REACTOR: &[u8] =
     wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER;
 
+/// The shadow stack's size when none is given: wit-component 0.263's
+/// `DEFAULT_STACK_SIZE_BYTES` (16 pages).
+pub(crate) const DEFAULT_STACK_SIZE: u32 = 16 * 65536;
+
 /// Name of wit-component's built-in libdl, used with dl-openable libraries.
 pub const BUILT_IN_LIBDL: &str = "libdl.so";
 

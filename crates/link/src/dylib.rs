@@ -137,6 +137,9 @@ pub struct Dylib {
     pub dl_openable: bool,
     /// `dylink.0` `needed`, duplicates removed, in order.
     pub needed: Vec<String>,
+    /// `dylink.0` mem-info: what the library reserves in the memory and
+    /// the table.
+    pub mem_info: MemInfo,
     /// Functions imported from `env` (not counting what the linker provides).
     pub funcs: BTreeMap<String, FuncImport>,
     /// Data addresses imported from `GOT.mem`; the flag is "weak".
@@ -168,6 +171,17 @@ pub struct Dylib {
     /// The WIT world has exports of any kind (makes the library a root of
     /// the link, like wit-component's linker counts it).
     pub has_component_exports: bool,
+}
+
+/// The `dylink.0` mem-info of a library (all zero without one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemInfo {
+    pub memory_size: u32,
+    /// log2 of the memory area's alignment.
+    pub memory_alignment: u32,
+    pub table_size: u32,
+    /// log2 of the table area's alignment.
+    pub table_alignment: u32,
 }
 
 /// Checks a library's name: one wit-component can link it under.
@@ -208,6 +222,7 @@ impl Dylib {
             origin,
             dl_openable: false,
             needed: Vec::new(),
+            mem_info: MemInfo::default(),
             funcs: BTreeMap::new(),
             data: BTreeMap::new(),
             func_addrs: BTreeSet::new(),
@@ -353,6 +368,14 @@ impl Dylib {
                                             self.needed.push(n.to_string());
                                         }
                                     }
+                                }
+                                Dylink0Subsection::MemInfo(m) => {
+                                    self.mem_info = MemInfo {
+                                        memory_size: m.memory_size,
+                                        memory_alignment: m.memory_alignment,
+                                        table_size: m.table_size,
+                                        table_alignment: m.table_alignment,
+                                    };
                                 }
                                 Dylink0Subsection::ImportInfo(list) => {
                                     for i in list {

@@ -80,8 +80,10 @@
 //!    added when, and only when, a kept library imports that namespace;
 //!    [`adapter`](Link::adapter) replaces it or adds others, each again only
 //!    when imported.
-//! 7. **Links and validates** the component. If wit-component panics on an
-//!    input these checks missed, the panic becomes an error.
+//! 7. **Links and validates** the component, after checking that the
+//!    libraries' `dylink.0` mem-info and the stack fit a 32-bit memory and
+//!    table (wit-component would overflow on them). If wit-component panics
+//!    on an input these checks missed, the panic becomes an error.
 //!
 //! The output depends only on the inputs: the same inputs give the same
 //! bytes. [`Link::resolve`] reads the inputs and adapters and does step 1
@@ -93,9 +95,10 @@
 //! The data flows from the inputs ([`Link`], `inputs`, `adapter`) through
 //! the search for needed libraries (`search`) to one `Dylib` per library
 //! (`dylib`), checked by `exports` (who implements the world) and analysed
-//! by `symbols` (with `intrinsics` for the interpreter interface), linked
-//! by [`Resolved::encode`] (with the `trap_stubs` of missing intrinsics)
-//! and reported as [`Linked`] (`report`).
+//! by `symbols` (with `intrinsics` for the interpreter interface) and
+//! `layout` (memory and table areas), linked by [`Resolved::encode`] (with
+//! the `trap_stubs` of missing intrinsics) and reported as [`Linked`]
+//! (`report`).
 
 #![warn(missing_docs)]
 
@@ -105,6 +108,7 @@ mod dylib;
 mod exports;
 mod inputs;
 mod intrinsics;
+mod layout;
 mod options;
 mod quiet;
 mod report;

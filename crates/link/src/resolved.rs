@@ -5,6 +5,7 @@ use crate::abi::INTRINSIC_STUBS_LIBRARY;
 use crate::adapter::{self, AdapterModule};
 use crate::dylib::Dylib;
 use crate::exports;
+use crate::layout;
 use crate::quiet;
 use crate::report::Linked;
 use crate::symbols;
@@ -79,6 +80,7 @@ impl Resolved {
             .filter(|&&i| keep[i])
             .map(|&i| &libs[i])
             .collect();
+        layout::check(&kept, self.stack_size)?;
 
         let imported: BTreeSet<&str> = kept
             .iter()

@@ -7,9 +7,12 @@
 //!   compile those functions once, and [`compile`], which compiles the same
 //!   bytes only once;
 //! - a WASI p2 host ([`Host`], [`HostBuilder`]) with captured output, and
-//!   [`run_command`] for `wasi:cli` commands.
+//!   [`run_command`] for `wasi:cli` commands;
+//! - the [`fuzz`] driver every crate's fuzz targets run on.
 
 #![warn(missing_docs)]
+
+pub mod fuzz;
 
 use anyhow::{Context, Result};
 use std::borrow::Cow;
@@ -114,24 +117,28 @@ pub fn memory_cache() -> Arc<MemoryCache> {
     CACHE.get_or_init(Default::default).clone()
 }
 
-/// The engine test components run on, one per test binary: the component
-/// model with maps and `implements` (wit-smith's `@external-id`), wasm
-/// exceptions (setjmp/longjmp of the Lua binding), no epoch interruption
-/// (like a user's host), and [`memory_cache`].
+/// The engine test components run on, one per test binary: [`config`] as
+/// it is.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .wasm_component_model_map(true)
-            .wasm_component_model_implements(true)
-            .wasm_exceptions(true);
-        config
-            .enable_incremental_compilation(memory_cache())
-            .expect("incremental compilation");
-        Engine::new(&config).expect("wasmtime engine")
-    })
+    ENGINE.get_or_init(|| Engine::new(&config()).expect("wasmtime engine"))
+}
+
+/// The configuration of [`engine`], for a test that needs one more setting
+/// (fuel, say): the component model with maps and `implements` (wit-smith's
+/// `@external-id`), wasm exceptions (setjmp/longjmp of the Lua binding), no
+/// epoch interruption (like a user's host), and [`memory_cache`].
+pub fn config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .wasm_component_model_map(true)
+        .wasm_component_model_implements(true)
+        .wasm_exceptions(true);
+    config
+        .enable_incremental_compilation(memory_cache())
+        .expect("incremental compilation");
+    config
 }
 
 /// Compiles `wasm` with [`engine`], once per test binary: the same bytes

@@ -2,7 +2,8 @@
 //! the synchronous subset (no `async`, futures, streams, `error-context` or
 //! fixed-length lists), and without wit-smith's `implements` worlds (one
 //! interface imported under several names), which wit-dylib 0.263 rejects.
-//! wit-smith 0.263 never generates `map<K, V>`.
+//! wit-smith 0.263 never generates `map<K, V>`; [`add_maps`] turns some lists
+//! into maps for the tests that want them.
 //!
 //! A seed is expanded into a byte string by a SplitMix64 generator; those
 //! bytes drive `arbitrary::Unstructured`, which first picks a
@@ -13,13 +14,19 @@
 //! Not every seed yields something usable (wit-smith may run out of data or
 //! reject its own draw, or the main package may have no non-empty world);
 //! such seeds give `Ok(None)`, deterministically.
+//!
+//! The fuzz targets (tests/fuzz.rs) draw from the fuzz driver's input
+//! instead of a seed: [`biased_bytes`], [`all_features_config`] or
+//! [`smith_config`], [`decode_package`], [`add_maps`] and
+//! [`synthesized_world`].
 
 #![allow(dead_code)]
 
 use anyhow::{Context, Result, bail};
 use arbitrary::{Arbitrary, Unstructured};
+use std::collections::BTreeSet;
 use wit_parser::decoding::{DecodedWasm, decode};
-use wit_parser::{PackageId, Resolve, WorldId, WorldItem};
+use wit_parser::{PackageId, Resolve, Type, TypeDefKind, TypeId, WorldId, WorldItem};
 
 /// Bytes fed to `Unstructured` per seed: a base plus a seed-dependent extra
 /// amount, so that both small and larger worlds occur.
@@ -54,16 +61,38 @@ pub fn seed_bytes(seed: u64) -> Vec<u8> {
         let word = rng.next();
         let bias = rng.next();
         for i in 0..8 {
-            let mut b = (word >> (8 * i)) as u8;
-            let r = (bias >> (8 * i)) as u8;
-            if r & ((1u8 << bias_bits) - 1) != 0 {
-                b |= 1;
-            }
-            out.push(b);
+            out.push(biased(
+                (word >> (8 * i)) as u8,
+                (bias >> (8 * i)) as u8,
+                bias_bits,
+            ));
         }
     }
     out.truncate(len);
     out
+}
+
+/// `byte` with its low bit forced to 1 unless the low `bias_bits` bits of
+/// `r` are all 0 (see [`seed_bytes`]).
+fn biased(byte: u8, r: u8, bias_bits: u32) -> u8 {
+    if r & ((1u8 << bias_bits) - 1) != 0 {
+        byte | 1
+    } else {
+        byte
+    }
+}
+
+/// The rest of `u`'s bytes, biased like [`seed_bytes`] (so that wit-smith
+/// makes packages of every size from a fuzz driver's uniform bytes): the
+/// first byte picks the bias, then each pair of bytes gives one, a byte and
+/// its bias.
+pub fn biased_bytes(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+    let bias_bits = u.int_in_range(1..=3)?;
+    let rest = u.bytes(u.len())?;
+    Ok(rest
+        .chunks_exact(2)
+        .map(|pair| biased(pair[0], pair[1], bias_bits))
+        .collect())
 }
 
 /// The wit-smith configuration used for all seeds: whatever `Config`'s own
@@ -84,6 +113,27 @@ pub fn smith_config(u: &mut Unstructured<'_>) -> arbitrary::Result<wit_smith::Co
     Ok(config)
 }
 
+/// The wit-smith configuration of the generate fuzz target: sizes as
+/// `Config`'s own `Arbitrary` impl draws them, and every kind of item
+/// wit-smith can make switched on (async functions, futures, streams,
+/// `error-context`, fixed-length lists, `implements`), so that the generate
+/// stage sees what it refuses as well as what it supports.
+///
+/// Except world `include`s, which `Config`'s impl leaves off too: wit-smith
+/// 0.263 panics on some of its own (`bad wit parse: ... no import or export
+/// kebab-name`), and a resolved world has its includes flattened anyway
+/// (the synthesized worlds of [`synthesized_world`] include one).
+pub fn all_features_config(u: &mut Unstructured<'_>) -> arbitrary::Result<wit_smith::Config> {
+    let mut config = wit_smith::Config::arbitrary(u)?;
+    config.async_ = true;
+    config.futures = true;
+    config.streams = true;
+    config.error_context = true;
+    config.fixed_length_lists = true;
+    config.implements = true;
+    Ok(config)
+}
+
 /// The binary-encoded WIT package wit-smith generates for `seed`, or `None`
 /// if wit-smith declines this seed.
 pub fn random_wit_wasm(seed: u64) -> Option<Vec<u8>> {
@@ -98,10 +148,111 @@ pub fn random_package(seed: u64) -> Result<Option<(Resolve, PackageId)>> {
     let Some(wasm) = random_wit_wasm(seed) else {
         return Ok(None);
     };
-    match decode(&wasm).with_context(|| format!("decoding wit-smith output for seed {seed}"))? {
-        DecodedWasm::WitPackage(resolve, pkg) => Ok(Some((resolve, pkg))),
-        DecodedWasm::Component(..) => bail!("wit-smith produced a component for seed {seed}"),
+    decode_package(&wasm)
+        .map(Some)
+        .with_context(|| format!("seed {seed}"))
+}
+
+/// The packages of the binary-encoded WIT package `wasm` (what
+/// `wit_smith::smith` returns) and the id of the main one.
+pub fn decode_package(wasm: &[u8]) -> Result<(Resolve, PackageId)> {
+    match decode(wasm).context("decoding wit-smith output")? {
+        DecodedWasm::WitPackage(resolve, pkg) => Ok((resolve, pkg)),
+        DecodedWasm::Component(..) => bail!("wit-smith produced a component"),
     }
+}
+
+/// Turns some anonymous `list<T>` types of `resolve` into `map<K, T>`
+/// (`K` a key type drawn from `u`), since wit-smith 0.263 makes no maps.
+/// A `T` that holds a handle ([`holds_handle`]) becomes a map value only
+/// with `handle_values`: WIT accepts such a map, the component model does
+/// not.
+pub fn add_maps(
+    resolve: &mut Resolve,
+    u: &mut Unstructured<'_>,
+    handle_values: bool,
+) -> arbitrary::Result<()> {
+    const KEYS: [Type; 11] = [
+        Type::Bool,
+        Type::U8,
+        Type::U16,
+        Type::U32,
+        Type::U64,
+        Type::S8,
+        Type::S16,
+        Type::S32,
+        Type::S64,
+        Type::Char,
+        Type::String,
+    ];
+    let lists: Vec<(TypeId, Type)> = resolve
+        .types
+        .iter()
+        .filter_map(|(id, ty)| match (&ty.name, &ty.kind) {
+            (None, TypeDefKind::List(value)) => Some((id, *value)),
+            _ => None,
+        })
+        .filter(|(_, value)| handle_values || !holds_handle(resolve, value))
+        .collect();
+    for (id, value) in lists {
+        if u.ratio(1, 3)? {
+            resolve.types[id].kind = TypeDefKind::Map(*u.choose(&KEYS)?, value);
+        }
+    }
+    Ok(())
+}
+
+/// `ty` and every type it is made of, each once (a resource's handle is a
+/// part, the resource's methods are not).
+pub fn parts(resolve: &Resolve, ty: &Type) -> Vec<Type> {
+    fn walk(resolve: &Resolve, ty: &Type, seen: &mut BTreeSet<TypeId>, out: &mut Vec<Type>) {
+        if let Type::Id(id) = ty
+            && !seen.insert(*id)
+        {
+            return;
+        }
+        out.push(*ty);
+        let Type::Id(id) = ty else { return };
+        let nested: Vec<Type> = match &resolve.types[*id].kind {
+            TypeDefKind::Record(r) => r.fields.iter().map(|f| f.ty).collect(),
+            TypeDefKind::Tuple(t) => t.types.clone(),
+            TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty).collect(),
+            TypeDefKind::Result(r) => r.ok.iter().chain(&r.err).copied().collect(),
+            TypeDefKind::Map(k, v) => vec![*k, *v],
+            TypeDefKind::Option(t)
+            | TypeDefKind::List(t)
+            | TypeDefKind::FixedLengthList(t, _)
+            | TypeDefKind::Type(t) => vec![*t],
+            TypeDefKind::Future(t) | TypeDefKind::Stream(t) => t.iter().copied().collect(),
+            TypeDefKind::Resource
+            | TypeDefKind::Handle(_)
+            | TypeDefKind::Flags(_)
+            | TypeDefKind::Enum(_)
+            | TypeDefKind::Unknown => Vec::new(),
+        };
+        for t in &nested {
+            walk(resolve, t, seen, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(resolve, ty, &mut BTreeSet::new(), &mut out);
+    out
+}
+
+/// Whether a value of `ty` holds a handle as the component model counts
+/// them: of a resource, a future, a stream or an `error-context`.
+pub fn holds_handle(resolve: &Resolve, ty: &Type) -> bool {
+    parts(resolve, ty).iter().any(|t| match t {
+        Type::ErrorContext => true,
+        Type::Id(id) => matches!(
+            resolve.types[*id].kind,
+            TypeDefKind::Resource
+                | TypeDefKind::Handle(_)
+                | TypeDefKind::Future(_)
+                | TypeDefKind::Stream(_)
+        ),
+        _ => false,
+    })
 }
 
 /// The world for `seed`.
@@ -118,7 +269,14 @@ pub fn random_world(seed: u64) -> Result<Option<(Resolve, WorldId)>> {
     let Some((resolve, _pkg)) = random_package(seed)? else {
         return Ok(None);
     };
-    let include = best_world(&resolve).map(|w| {
+    Ok(synthesized_world(&resolve, seed))
+}
+
+/// The world [`random_world`] synthesizes from the packages of `resolve`,
+/// its import and export choices drawn from `choices`; `None` if nothing is
+/// left.
+pub fn synthesized_world(resolve: &Resolve, choices: u64) -> Option<(Resolve, WorldId)> {
+    let include = best_world(resolve).map(|w| {
         let world = &resolve.worlds[w];
         let name = &resolve.packages[world.package.unwrap()].name;
         match &name.version {
@@ -126,7 +284,7 @@ pub fn random_world(seed: u64) -> Result<Option<(Resolve, WorldId)>> {
             None => format!("{}:{}/{}", name.namespace, name.name, world.name),
         }
     });
-    let mut rng = SplitMix64(seed ^ 0x5eed_f00d_c0de_0001);
+    let mut rng = SplitMix64(choices ^ 0x5eed_f00d_c0de_0001);
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     for (id, iface) in resolve.interfaces.iter() {
@@ -148,29 +306,29 @@ pub fn random_world(seed: u64) -> Result<Option<(Resolve, WorldId)>> {
     // include only if it works with the imports, then add the exports one at
     // a time, keeping those that still resolve (a rejected export is
     // imported instead, if that resolves).
-    if let Some(found) = try_world(&resolve, include.as_deref(), &imports, &exports) {
-        return Ok(Some(found));
+    if let Some(found) = try_world(resolve, include.as_deref(), &imports, &exports) {
+        return Some(found);
     }
-    let include = include.filter(|i| try_world(&resolve, Some(i), &imports, &[]).is_some());
+    let include = include.filter(|i| try_world(resolve, Some(i), &imports, &[]).is_some());
     let include = include.as_deref();
     let mut accepted: Vec<String> = Vec::new();
     for e in exports {
         accepted.push(e.clone());
-        if try_world(&resolve, include, &imports, &accepted).is_some() {
+        if try_world(resolve, include, &imports, &accepted).is_some() {
             continue;
         }
         accepted.pop();
         if !imports.contains(&e) {
             imports.push(e);
-            if try_world(&resolve, include, &imports, &accepted).is_none() {
+            if try_world(resolve, include, &imports, &accepted).is_none() {
                 imports.pop();
             }
         }
     }
     if include.is_none() && imports.is_empty() && accepted.is_empty() {
-        return Ok(None);
+        return None;
     }
-    Ok(try_world(&resolve, include, &imports, &accepted))
+    try_world(resolve, include, &imports, &accepted)
 }
 
 /// Adds package `componentize:fuzz` with `world w { include ..; import ..;

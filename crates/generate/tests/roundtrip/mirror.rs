@@ -121,13 +121,11 @@ fn try_world(resolve: &Resolve, interfaces: &[String]) -> Option<MirrorWorld> {
     })
 }
 
-/// The mirror world for `seed`, or `None` if wit-smith declines the seed.
-/// Interfaces that cannot be both imported and exported next to the others
-/// (WIT resolution refuses the world) are left out, deterministically.
-pub fn mirror_world(seed: u64) -> Result<Option<MirrorWorld>> {
-    let Some((mut resolve, _)) = smith::random_package(seed)? else {
-        return Ok(None);
-    };
+/// The mirror world of the packages of `resolve`, or `None` if no interface
+/// is left. Interfaces that cannot be both imported and exported next to
+/// the others (WIT resolution refuses the world) are left out,
+/// deterministically.
+pub fn mirror_of(mut resolve: Resolve) -> Result<Option<MirrorWorld>> {
     give_resources_constructors(&mut resolve);
     resolve.push_str("componentize-test.wit", DEBUG_WIT)?;
     let names: Vec<String> = resolve

@@ -13,8 +13,9 @@ use wasmtime::AsContextMut;
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::wasm_wave::{
     self,
+    parser::ParserErrorKind,
     untyped::UntypedFuncCall,
-    wasm::{DisplayType, WasmFunc},
+    wasm::{DisplayType, WasmFunc, WasmValueError},
 };
 use wasmtime::component::wit_parser::ItemName;
 use wasmtime::component::{Component, ComponentExportIndex, Func, Instance, Val};
@@ -385,12 +386,27 @@ fn parameters(ty: &ComponentFunc) -> String {
 }
 
 /// A WAVE error without its position, which is an offset into the call
-/// text that the message does not show.
+/// text that the message does not show, and without what the call spelled:
+/// WAVE repeats an unknown case, field or flag, a duplicate field and a
+/// value of the wrong type, and arguments may hold secrets.
 fn wave_error(e: &wasm_wave::parser::ParserError) -> String {
-    match (e.detail(), std::error::Error::source(e)) {
-        (Some(detail), _) => format!("{}: {detail}", e.kind()),
-        (None, Some(source)) => format!("{}: {source}", e.kind()),
-        (None, None) => e.kind().to_string(),
+    let kind = e.kind();
+    let source = std::error::Error::source(e);
+    match source.and_then(|s| s.downcast_ref::<WasmValueError>()) {
+        Some(WasmValueError::UnknownCase(_)) => format!("{kind}: a case its type does not have"),
+        Some(WasmValueError::UnknownField(_)) => {
+            format!("{kind}: a field its type does not have")
+        }
+        Some(WasmValueError::WrongValueType { ty, .. }) => format!("{kind}: expected {ty}"),
+        Some(WasmValueError::Other(_)) => kind.to_string(),
+        // The others name types, cases of the type, and counts.
+        Some(other) => format!("{kind}: {other}"),
+        None => match (e.detail(), source) {
+            (Some(_), _) if kind == ParserErrorKind::DuplicateField => kind.to_string(),
+            (Some(detail), _) => format!("{kind}: {detail}"),
+            (None, Some(source)) => format!("{kind}: {source}"),
+            (None, None) => kind.to_string(),
+        },
     }
 }
 

@@ -8,7 +8,7 @@ mod host;
 mod runtime;
 
 pub use call::{ExportCall, InitCall};
-pub use runtime::{Runtime, code_cache};
+pub use runtime::{KEPT_COMPONENTS, Runtime, code_cache};
 
 use crate::instrument::{ACCESS_EXPORT, Accessor, Instrumented, accessor_name};
 use crate::options::Options;

@@ -2,7 +2,6 @@
 //! the only place that configures wasmtime.
 
 use anyhow::{Context, Result};
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,7 +19,8 @@ pub fn code_cache(dir: &Path) -> Result<wasmtime::Cache> {
 }
 
 /// The wasmtime engine init runs components with, and a cache of compiled
-/// components (the same instrumented component is compiled once).
+/// components (the same instrumented component is compiled once), bounded
+/// to the [`KEPT_COMPONENTS`] most recently used.
 ///
 /// Cloning is cheap and shares the engine and the cache.
 #[derive(Clone)]
@@ -28,12 +28,22 @@ pub struct Runtime {
     inner: Arc<RuntimeInner>,
 }
 
-/// Compiled components by a hash of their bytes; the bytes are compared too.
-type ComponentCache = HashMap<u64, Vec<(Vec<u8>, Component)>>;
+/// How many compiled components a [`Runtime`] keeps: a long-lived runtime
+/// (a language project's build server) snapshotting many different
+/// components must not keep every one's machine code.
+pub const KEPT_COMPONENTS: usize = 8;
+
+/// A compiled component and the bytes it was compiled from.
+struct Compiled {
+    hash: u64,
+    wasm: Vec<u8>,
+    component: Component,
+}
 
 struct RuntimeInner {
     engine: Engine,
-    components: Mutex<ComponentCache>,
+    /// Least recently used first; at most [`KEPT_COMPONENTS`].
+    components: Mutex<Vec<Compiled>>,
 }
 
 impl Runtime {
@@ -80,7 +90,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
-                components: Mutex::new(HashMap::new()),
+                components: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -95,22 +105,66 @@ impl Runtime {
     pub(crate) fn compile(&self, wasm: &[u8]) -> Result<Component> {
         let mut hasher = DefaultHasher::new();
         wasm.hash(&mut hasher);
-        let key = hasher.finish();
-        if let Ok(map) = self.inner.components.lock()
-            && let Some((_, component)) = map
-                .get(&key)
-                .and_then(|v| v.iter().find(|(bytes, _)| bytes == wasm))
+        let hash = hasher.finish();
+        if let Ok(mut kept) = self.inner.components.lock()
+            && let Some(i) = kept.iter().position(|c| c.hash == hash && c.wasm == wasm)
         {
-            return Ok(component.clone());
+            // Most recently used goes last.
+            let compiled = kept.remove(i);
+            let component = compiled.component.clone();
+            kept.push(compiled);
+            return Ok(component);
         }
         let component = Component::new(&self.inner.engine, wasm)
             .map_err(anyhow::Error::from)
             .context("compiling the instrumented component")?;
-        if let Ok(mut map) = self.inner.components.lock() {
-            map.entry(key)
-                .or_default()
-                .push((wasm.to_vec(), component.clone()));
+        if let Ok(mut kept) = self.inner.components.lock() {
+            if kept.len() >= KEPT_COMPONENTS {
+                kept.remove(0);
+            }
+            kept.push(Compiled {
+                hash,
+                wasm: wasm.to_vec(),
+                component: component.clone(),
+            });
         }
         Ok(component)
+    }
+
+    /// How many compiled components are kept (for the bound's test).
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.inner.components.lock().map(|k| k.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component that differs by its one exported constant.
+    fn component(n: u32) -> Vec<u8> {
+        wat::parse_str(format!(
+            "(component (core module (func (export \"f\") (result i32) i32.const {n})))"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn compiled_components_are_bounded_and_the_recent_ones_kept() {
+        let runtime = Runtime::new().unwrap();
+        let first = component(0);
+        runtime.compile(&first).unwrap();
+        for n in 1..KEPT_COMPONENTS as u32 * 2 {
+            runtime.compile(&component(n)).unwrap();
+            // Using the first one keeps it among the most recent.
+            runtime.compile(&first).unwrap();
+            assert!(runtime.kept() <= KEPT_COMPONENTS);
+        }
+        assert_eq!(runtime.kept(), KEPT_COMPONENTS);
+        let kept = runtime.inner.components.lock().unwrap();
+        assert!(kept.iter().any(|c| c.wasm == first));
+        // The oldest others were let go.
+        assert!(!kept.iter().any(|c| c.wasm == component(1)));
     }
 }
