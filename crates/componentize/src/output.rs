@@ -31,8 +31,8 @@ pub fn check_destination(path: &Path) -> Result<()> {
     )
 }
 
-/// The folder a file at `path` is written in.
-fn folder_of(path: &Path) -> &Path {
+/// The folder a file at `path` is in (`.` for a bare file name).
+pub(crate) fn folder_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

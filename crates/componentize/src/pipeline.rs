@@ -174,10 +174,7 @@ impl Pipeline {
     pub(crate) fn effective_init_options(&self) -> componentize_init::Options {
         let mut options = self.init.clone();
         if let InitWith::Script(Source::Path(script)) = &self.call {
-            let folder = match script.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
+            let folder = crate::output::folder_of(script).to_path_buf();
             options.module_paths.insert(0, folder);
         }
         options

@@ -136,12 +136,7 @@ fn builds_killed_at_random_points_leave_no_partial_file_and_no_bad_entry() {
     let kills = env_number("COMPONENTIZE_FAULT_KILLS", 12);
     let seed = env_number("COMPONENTIZE_FAULT_SEED", 1);
     eprintln!("killing {kills} builds (COMPONENTIZE_FAULT_SEED={seed})");
-    let randoms = componentize_testkit::fuzz::expand(seed);
-    let random = |i: u64| {
-        let at = (i as usize * 8) % randoms.len().max(8);
-        let bytes = randoms.get(at..at + 8).unwrap_or(&[7; 8]);
-        u64::from_le_bytes(bytes.try_into().unwrap()) ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
-    };
+    let mut rng = componentize_testkit::fuzz::SplitMix64(seed);
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let outputs = dir.path().join("out");
@@ -172,7 +167,7 @@ fn builds_killed_at_random_points_leave_no_partial_file_and_no_bad_entry() {
     let mut per_state = [0u64; 4];
     for i in 0..kills {
         let app = &apps.apps[(i % 2) as usize];
-        let state = (random(i) >> 32) as usize % states.len();
+        let state = (rng.next_u64() % states.len() as u64) as usize;
         let (_, folders) = states[state];
         let window = *durations[state].get_or_insert_with(|| {
             forget(folders);
@@ -189,7 +184,7 @@ fn builds_killed_at_random_points_leave_no_partial_file_and_no_bad_entry() {
             .spawn()
             .unwrap();
         let window = window.as_micros() as u64 * 6 / 5;
-        std::thread::sleep(Duration::from_micros(random(i) % window.max(1)));
+        std::thread::sleep(Duration::from_micros(rng.next_u64() % window.max(1)));
         let _ = child.kill();
         let status = child.wait().unwrap();
         finished += u64::from(status.success());

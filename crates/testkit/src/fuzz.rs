@@ -79,13 +79,12 @@ impl Target {
             Some(seed) => Box::new(std::iter::once(seed)),
             None => Box::new(env_u64("COMPONENTIZE_FUZZ_FIRST_SEED").unwrap_or(0)..),
         };
-        let (budget, minimum) = match env_u64("COMPONENTIZE_FUZZ_SECONDS") {
-            Some(s) => (Duration::from_secs(s), self.iterations),
-            None => (self.budget, 1),
-        };
-        let limit = match env_u64("COMPONENTIZE_FUZZ_SECONDS") {
-            Some(_) => u64::MAX,
-            None => self.iterations,
+        // CI: the first `iterations` seeds, cut short by the budget (after
+        // one at least). A long run: at least `iterations`, then until the
+        // time is up.
+        let (budget, minimum, limit) = match env_u64("COMPONENTIZE_FUZZ_SECONDS") {
+            Some(s) => (Duration::from_secs(s), self.iterations, u64::MAX),
+            None => (self.budget, 1, self.iterations),
         };
         let start = Instant::now();
         let mut tally = Tally::default();
@@ -113,9 +112,6 @@ impl Target {
                     resume_unwind(panic);
                 }
             }
-            if env_u64("COMPONENTIZE_FUZZ_SEED").is_some() {
-                break;
-            }
         }
         eprintln!(
             "fuzz target `{}`: {} inputs ({} rejected as not well-formed) in {:.1?}",
@@ -128,29 +124,38 @@ impl Target {
     }
 }
 
-/// The input of `seed`: its length and bytes both drawn from SplitMix64.
+/// The input of `seed`: its length and bytes both drawn from [`SplitMix64`].
 pub fn expand(seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut rng = SplitMix64(seed);
     // Mostly small inputs, some large: small ones reach the early error
     // paths, large ones make deep worlds and long value lists.
-    let len = match next() % 4 {
-        0 => next() % 256,
-        1 | 2 => next() % 4096,
-        _ => next() % MAX_INPUT as u64,
+    let len = match rng.next_u64() % 4 {
+        0 => rng.next_u64() % 256,
+        1 | 2 => rng.next_u64() % 4096,
+        _ => rng.next_u64() % MAX_INPUT as u64,
     } as usize;
     let mut bytes = Vec::with_capacity(len + 8);
     while bytes.len() < len {
-        bytes.extend_from_slice(&next().to_le_bytes());
+        bytes.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     bytes.truncate(len);
     bytes
+}
+
+/// SplitMix64: a small, fast generator whose whole state is its seed, for
+/// tests that need reproducible numbers (inputs, kill delays).
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
 }
 
 fn env_u64(name: &str) -> Option<u64> {

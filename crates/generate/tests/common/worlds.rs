@@ -24,6 +24,7 @@
 
 use anyhow::{Context, Result, bail};
 use arbitrary::{Arbitrary, Unstructured};
+use componentize_testkit::fuzz::SplitMix64;
 use std::collections::BTreeSet;
 use wit_parser::decoding::{DecodedWasm, decode};
 use wit_parser::{PackageId, Resolve, Type, TypeDefKind, TypeId, WorldId, WorldItem};
@@ -33,19 +34,6 @@ use wit_parser::{PackageId, Resolve, Type, TypeDefKind, TypeId, WorldId, WorldIt
 const MIN_BYTES: usize = 512;
 const MAX_EXTRA_BYTES: usize = 8 * 1024;
 
-/// SplitMix64 (Steele, Lea, Flood 2014).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// The deterministic byte string for `seed`.
 ///
 /// wit-smith decides "one more item?" with `bool`s (the low bit of one
@@ -54,12 +42,12 @@ impl SplitMix64 {
 /// or 15/16 (chosen by the seed), to get a spread of sizes.
 pub fn seed_bytes(seed: u64) -> Vec<u8> {
     let mut rng = SplitMix64(seed);
-    let len = MIN_BYTES + (rng.next() % (MAX_EXTRA_BYTES as u64 + 1)) as usize;
-    let bias_bits = 1 + (rng.next() % 3) as u32;
+    let len = MIN_BYTES + (rng.next_u64() % (MAX_EXTRA_BYTES as u64 + 1)) as usize;
+    let bias_bits = 1 + (rng.next_u64() % 3) as u32;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
-        let word = rng.next();
-        let bias = rng.next();
+        let word = rng.next_u64();
+        let bias = rng.next_u64();
         for i in 0..8 {
             out.push(biased(
                 (word >> (8 * i)) as u8,
@@ -292,7 +280,7 @@ pub fn synthesized_world(resolve: &Resolve, choices: u64) -> Option<(Resolve, Wo
             continue;
         }
         let name = resolve.id_of(id).unwrap();
-        match rng.next() % 4 {
+        match rng.next_u64() % 4 {
             0 | 1 => imports.push(name),
             2 => exports.push(name),
             _ => {

@@ -1,20 +1,18 @@
 //! Random values: a seeded generator (SplitMix64) with a bias towards edge
 //! cases, and the scalar parts of value generation.
 
-/// SplitMix64: small, seedable, good enough for test data.
-pub struct Rng(u64);
+use componentize_testkit::fuzz::SplitMix64;
+
+/// The testkit's SplitMix64, with the draws value generation needs.
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x6a09_e667_f3bc_c908)
+        Rng(SplitMix64(seed ^ 0x6a09_e667_f3bc_c908))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (`n > 0`).
