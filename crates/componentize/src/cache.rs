@@ -5,8 +5,10 @@
 //! payload, then the payload. Entries are written to a temporary file and
 //! renamed into place, so concurrent runs sharing a cache never see a partial
 //! entry; an entry whose hash does not match (truncated, corrupted) is
-//! removed and reported as a miss, never used. wasmtime's compiled code
-//! lives in `<dir>/code`, written the same way by wasmtime.
+//! removed and reported as a miss, never used. Compiled code lives in
+//! `<dir>/code`: wasmtime's cache of whole compiled components in
+//! `code/wasmtime` (written the same way by wasmtime), and Cranelift's
+//! compiled functions in `code/functions` ([`FunctionCache`]).
 //!
 //! The whole folder, compiled code included, is kept under a size bound
 //! (`<dir>/size-limit`, [`DEFAULT_LIMIT`] unless set): [`Cache::evict`]
@@ -124,10 +126,18 @@ impl Cache {
     }
 
     /// The folder of wasmtime's compiled-code cache, inside the cache
-    /// (absolute, as wasmtime wants it).
+    /// (absolute, as wasmtime wants it). It has a folder of its own: wasmtime
+    /// removes files it does not know from its folder.
     pub fn code_dir(&self) -> Result<PathBuf> {
-        std::path::absolute(self.dir.join("code"))
+        std::path::absolute(self.dir.join("code/wasmtime"))
             .with_context(|| format!("cannot resolve the cache folder `{}`", self.dir.display()))
+    }
+
+    /// Cranelift's incremental compilation cache in this cache.
+    pub fn functions(&self) -> FunctionCache {
+        FunctionCache {
+            cache: self.clone(),
+        }
     }
 
     /// The cache's folder.
@@ -280,6 +290,41 @@ impl Cache {
     }
 }
 
+/// Cranelift's incremental compilation cache as entries of a [`Cache`]
+/// (`<dir>/code/functions/<key>`), one per compiled function, with the
+/// integrity check and atomic writes of the stage entries: components that
+/// share libraries (a new world with the same interpreter) compile those
+/// libraries' functions once, in any run sharing the folder.
+#[derive(Clone, Debug)]
+pub struct FunctionCache {
+    cache: Cache,
+}
+
+/// The stage folder of [`FunctionCache`] entries.
+const FUNCTIONS: &str = "code/functions";
+
+impl FunctionCache {
+    fn key(key: &[u8]) -> Key {
+        Key::builder(FUNCTIONS).bytes(key).finish()
+    }
+}
+
+impl componentize_init::CacheStore for FunctionCache {
+    fn get(&self, key: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+        self.cache
+            .get(FUNCTIONS, &FunctionCache::key(key))
+            .map(Into::into)
+    }
+
+    /// Best effort: a cache that cannot be written compiles on, and the
+    /// stage's own write reports it.
+    fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        self.cache
+            .put(FUNCTIONS, &FunctionCache::key(key), &value)
+            .is_ok()
+    }
+}
+
 /// One cache entry: its files (a compiled-code file and its use counts
 /// are one), their size and when it was last used.
 #[derive(Debug)]
@@ -406,6 +451,33 @@ mod tests {
         cache.clean().unwrap();
         assert_eq!(cache.stats().unwrap(), Stats::default());
         assert_eq!(cache.limit().unwrap(), 2 * one);
+    }
+
+    #[test]
+    fn compiled_functions_are_entries_with_the_integrity_check() {
+        use componentize_init::CacheStore;
+        let dir = tempfile::tempdir().unwrap();
+        let functions = Cache::at(dir.path()).functions();
+        assert!(functions.get(b"key one").is_none());
+        assert!(functions.insert(b"key one", b"compiled".to_vec()));
+        assert!(functions.insert(b"key two", b"other".to_vec()));
+        assert_eq!(functions.get(b"key one").as_deref(), Some(&b"compiled"[..]));
+        // A damaged entry is a miss (Cranelift compiles the function again)
+        // and goes.
+        let files: Vec<_> = std::fs::read_dir(dir.path().join(FUNCTIONS))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 2);
+        for file in &files {
+            let mut bytes = std::fs::read(file).unwrap();
+            *bytes.last_mut().unwrap() ^= 1;
+            std::fs::write(file, bytes).unwrap();
+        }
+        assert!(functions.get(b"key one").is_none());
+        assert!(!files[0].exists() || !files[1].exists());
+        // They count in the cache's size, which eviction bounds.
+        assert_eq!(Cache::at(dir.path()).stats().unwrap().entries, 1);
     }
 
     #[test]

@@ -35,6 +35,6 @@ mod source;
 pub mod stages;
 
 pub use bundled::BundledInterpreter;
-pub use pipeline::{BINDINGS_NAME, Built, Event, Pipeline, StageReport};
+pub use pipeline::{BINDINGS_NAME, Built, Event, PROGRESS_INTERVAL, Pipeline, StageReport};
 pub use source::Source;
 pub use stages::Stage;

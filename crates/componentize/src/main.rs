@@ -6,8 +6,9 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use componentize::cache::Cache;
 use componentize::output;
-use componentize::stages::{self, GenerateInput, InitWith};
+use componentize::stages::{self, GenerateInput, InitWith, Stage};
 use componentize::{Event, Source};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -71,6 +72,12 @@ struct Build {
     /// Where to write the component (default: the WIT file's name with .wasm).
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Also write the component precompiled for this host next to it (the
+    /// output's name with .cwasm), which `componentize run` and `serve`
+    /// load without compiling. Only this componentize build on this kind of
+    /// machine loads it; the .wasm stays the portable artifact.
+    #[arg(long)]
+    precompile: bool,
     #[command(flatten)]
     wit: componentize_generate::WitOptions,
     #[command(flatten)]
@@ -99,11 +106,15 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Precompile a component for this host into a .cwasm, which `run` and
+    /// `serve` load without compiling (only this componentize build on this
+    /// kind of machine loads it; the .wasm stays the portable artifact).
+    Compile(CompileArgs),
     /// Run a component: a wasi:cli command, or one exported function with
-    /// --invoke (like `wasmtime run`).
+    /// --invoke (like `wasmtime run`). Takes a .wasm or a .cwasm.
     Run(RunArgs),
     /// Serve HTTP with a wasi:http/proxy component, a fresh instance per
-    /// request (like `wasmtime serve`).
+    /// request (like `wasmtime serve`). Takes a .wasm or a .cwasm.
     Serve(ServeArgs),
     /// Inspect or empty the stage cache.
     Cache {
@@ -191,8 +202,23 @@ struct InitArgs {
 }
 
 #[derive(clap::Args)]
+struct CompileArgs {
+    /// The component (.wasm).
+    component: PathBuf,
+    /// Where to write the precompiled component (default: the component's
+    /// name with .cwasm).
+    #[arg(short, long, value_name = "OUT.cwasm")]
+    output: Option<PathBuf>,
+    /// Compile the component even if the code cache holds it, and do not
+    /// store it there.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(clap::Args)]
 struct RunArgs {
-    /// The component.
+    /// The component: a .wasm, or a .cwasm from `componentize compile` or
+    /// `--precompile` (loaded without compiling).
     component: PathBuf,
     /// Call an export instead of running the command: a WAVE call
     /// (`'f(1, "x")'`, `'pkg:ns/iface.f("x")'`) or the name of a function
@@ -214,7 +240,9 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// The component (exporting wasi:http/incoming-handler@0.2.x).
+    /// The component (exporting wasi:http/incoming-handler@0.2.x): a .wasm,
+    /// or a .cwasm from `componentize compile` or `--precompile` (loaded
+    /// without compiling).
     component: PathBuf,
     /// Compile the component even if the code cache holds it, and do not
     /// store it there.
@@ -273,6 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let snapshot = stages::init(component, &with, &i.options)?.run()?;
             if i.verbose {
+                eprintln!("compiled with {}", snapshot.stats.compilation);
                 eprint!("{}", String::from_utf8_lossy(&snapshot.stdout));
                 eprint!("{}", String::from_utf8_lossy(&snapshot.stderr));
             }
@@ -281,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             output::write(&i.output, &snapshot.wasm)
         }
+        Some(Command::Compile(c)) => compile(&c),
         Some(Command::Run(r)) => return run_component(r),
         Some(Command::Serve(s)) => {
             let engine = componentize_run::engine(code_cache(s.no_cache)?.as_deref())?;
@@ -378,8 +408,47 @@ fn run_component(r: RunArgs) -> Result<ExitCode> {
     }
 }
 
-/// The code cache of `run` and `serve`: the pipeline's (`<cache>/code`),
-/// unless `no_cache`.
+/// Where `--precompile` writes the .cwasm of the component written to
+/// `output`: next to it, with the extension .cwasm; checked before any work.
+fn precompiled_path(output: &std::path::Path) -> Result<PathBuf> {
+    let precompiled = output.with_extension("cwasm");
+    // `-o /dev/stdout` (a device or a pipe) has no file to be next to.
+    let is_file = std::fs::metadata(output).map_or(true, |m| m.is_file());
+    if precompiled == output || !is_file {
+        anyhow::bail!(
+            "--precompile writes the .cwasm next to the output, with the extension .cwasm: \
+             give `-o` a file named like `app.wasm` (not `{}`)",
+            output.display()
+        );
+    }
+    output::check_destination(&precompiled)?;
+    Ok(precompiled)
+}
+
+/// `componentize compile`: the component precompiled into a .cwasm.
+fn compile(c: &CompileArgs) -> Result<()> {
+    let output = c
+        .output
+        .clone()
+        .unwrap_or_else(|| c.component.with_extension("cwasm"));
+    if output == c.component && c.component.extension() != Some("cwasm".as_ref()) {
+        anyhow::bail!(
+            "`componentize compile` would overwrite the component `{}`: name another output \
+             with `-o OUT.cwasm`",
+            output.display()
+        );
+    }
+    output::check_destination(&output)?;
+    let component = std::fs::read(&c.component)
+        .with_context(|| format!("cannot read `{}`", c.component.display()))?;
+    let engine = componentize_run::engine(code_cache(c.no_cache)?.as_deref())?;
+    let precompiled = componentize_run::precompile(&engine, &component)
+        .with_context(|| format!("cannot precompile `{}`", c.component.display()))?;
+    output::write(&output, &precompiled)
+}
+
+/// The code cache of `run`, `serve` and `compile`: the pipeline's
+/// (`<cache>/code`), unless `no_cache`.
 fn code_cache(no_cache: bool) -> Result<Option<PathBuf>> {
     if no_cache {
         return Ok(None);
@@ -400,6 +469,11 @@ fn build(b: Build) -> Result<()> {
         PathBuf::from(stem).with_extension("wasm")
     });
     output::check_destination(&output)?;
+    let precompiled = if b.precompile {
+        Some(precompiled_path(&output)?)
+    } else {
+        None
+    };
     let mut pipeline = componentize::bundled::pipeline_for(interpreter, wit)?;
     let mut generate = componentize_generate::Options::default();
     generate.exclusions = b.exclusions.clone();
@@ -427,34 +501,49 @@ fn build(b: Build) -> Result<()> {
     // A stage's line is finished by its time; details shown while it runs
     // end the line first, and the time then gets a line of its own.
     let mut line_open = false;
-    let built = pipeline.run(&mut |event| match event {
-        Event::Started(stage) if !b.quiet => {
-            eprint!("{:>8} ", stage.name());
-            line_open = true;
+    // Progress overwrites the stage's line, on a terminal only; whatever
+    // comes next puts the line back as the stage started it.
+    let show_progress = !b.quiet && std::io::stderr().is_terminal();
+    let mut progress_shown: Option<Stage> = None;
+    let built = pipeline.run(&mut |event| {
+        if let Some(stage) = progress_shown.take()
+            && !matches!(event, Event::Progress(..))
+        {
+            eprint!("\r{:>8} \x1b[K", stage.name());
         }
-        Event::Finished(r) if !b.quiet => {
-            if !std::mem::take(&mut line_open) {
-                eprint!("{:>8} ", r.stage.name());
+        match event {
+            Event::Started(stage) if !b.quiet => {
+                eprint!("{:>8} ", stage.name());
+                line_open = true;
             }
-            eprintln!(
-                "{:>8.1?}{}",
-                r.time,
-                if r.cached { " (cached)" } else { "" }
-            )
-        }
-        Event::Detail(_, text) if b.verbose => {
-            if std::mem::take(&mut line_open) {
-                eprintln!();
+            Event::Progress(stage, text) if show_progress => {
+                eprint!("\r{:>8} {text}\x1b[K", stage.name());
+                progress_shown = Some(stage);
             }
-            eprintln!("{}", text.trim_end());
-        }
-        Event::Warning(text) => {
-            if std::mem::take(&mut line_open) {
-                eprintln!();
+            Event::Finished(r) if !b.quiet => {
+                if !std::mem::take(&mut line_open) {
+                    eprint!("{:>8} ", r.stage.name());
+                }
+                eprintln!(
+                    "{:>8.1?}{}",
+                    r.time,
+                    if r.cached { " (cached)" } else { "" }
+                )
             }
-            eprintln!("warning: {text}");
+            Event::Detail(_, text) if b.verbose => {
+                if std::mem::take(&mut line_open) {
+                    eprintln!();
+                }
+                eprintln!("{}", text.trim_end());
+            }
+            Event::Warning(text) => {
+                if std::mem::take(&mut line_open) {
+                    eprintln!();
+                }
+                eprintln!("warning: {text}");
+            }
+            _ => {}
         }
-        _ => {}
     });
     let built = match built {
         Ok(built) => built,
@@ -466,6 +555,18 @@ fn build(b: Build) -> Result<()> {
         }
     };
     output::write(&output, &built.component)?;
+    if let Some(precompiled) = &precompiled {
+        let start = std::time::Instant::now();
+        // The engine and code cache of `componentize run`: a run of either
+        // file after the build compiles nothing.
+        let engine = componentize_run::engine(code_cache(b.no_cache)?.as_deref())?;
+        let bytes = componentize_run::precompile(&engine, &built.component)
+            .with_context(|| format!("cannot precompile `{}`", output.display()))?;
+        output::write(precompiled, &bytes)?;
+        if !b.quiet {
+            eprintln!("{:>8} {:>8.1?}", "precompile", start.elapsed());
+        }
+    }
     if let Some(dir) = &b.keep_intermediates {
         let name = output
             .file_name()

@@ -33,10 +33,55 @@ pub enum Event {
     Finished(StageReport),
     /// Detail for verbose output (what init printed).
     Detail(Stage, String),
+    /// How far long work in a stage is (compiling the component for init),
+    /// sent every [`PROGRESS_INTERVAL`] while it lasts: for a front end to
+    /// show on a terminal, overwriting the last one.
+    Progress(Stage, String),
     /// Something went wrong that does not stop the build (the cache cannot
     /// be written): shown even when quiet. Each kind is reported once per
     /// run.
     Warning(String),
+}
+
+/// How often [`Event::Progress`] comes while long work goes on; work done
+/// sooner sends none.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Runs `init` on a worker thread, sending [`Event::Progress`] from this
+/// one while `runtime` compiles (events need not be `Send`).
+fn run_with_progress(
+    init: &componentize_init::Init,
+    runtime: &componentize_init::Runtime,
+    events: &mut dyn FnMut(Event),
+) -> Result<componentize_init::Snapshot> {
+    let waiting = std::thread::current();
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let result = init.run();
+            // Done: the progress loop need not wait out its interval.
+            waiting.unpark();
+            result
+        });
+        while !worker.is_finished() {
+            std::thread::park_timeout(PROGRESS_INTERVAL);
+            if let Some(p) = runtime.progress() {
+                let done = match p.done {
+                    0 => String::new(),
+                    n => format!("{n} of "),
+                };
+                events(Event::Progress(
+                    Stage::Init,
+                    format!(
+                        "compiling {done}{} functions ({:?})",
+                        p.functions, p.compiler
+                    ),
+                ));
+            }
+        }
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// The pipeline's products.
@@ -290,20 +335,34 @@ impl Pipeline {
         let component = self.stage(Stage::Init, key.finish(), run, |events, cache| {
             let mut init = stages::init(linked.clone(), &call, &init_options)?;
             // Compiled code is cached next to the stage outputs: changing
-            // only the script does not recompile the component.
+            // only the script does not recompile the component, and a new
+            // world compiles little more than its bindings (the functions of
+            // unchanged libraries are in the function cache).
             // A cache that is not writable may still hold the code.
+            let mut runtime = componentize_init::Runtime::builder();
             if let Some(c) = &cache.cache {
-                match c
-                    .code_dir()
-                    .and_then(|dir| componentize_init::Runtime::with_code_cache(&dir))
-                {
-                    Ok(runtime) => {
-                        init.runtime(&runtime);
+                match c.code_dir() {
+                    Ok(dir) => {
+                        runtime
+                            .code_cache(dir)
+                            .function_cache(std::sync::Arc::new(c.functions()));
                     }
                     Err(e) => cache.failed(events, e),
                 }
             }
-            let snapshot = init.run()?;
+            let runtime = match runtime.build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    cache.failed(events, e);
+                    componentize_init::Runtime::new()?
+                }
+            };
+            init.runtime(&runtime);
+            let snapshot = run_with_progress(&init, &runtime, events)?;
+            events(Event::Detail(
+                Stage::Init,
+                format!("compiled with {}", snapshot.stats.compilation),
+            ));
             for (name, bytes) in [("stdout", &snapshot.stdout), ("stderr", &snapshot.stderr)] {
                 if !bytes.is_empty() {
                     events(Event::Detail(

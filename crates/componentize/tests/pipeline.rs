@@ -5,7 +5,7 @@ mod common;
 
 use common::{componentize, copy_dir, hello, libc_dir, lua};
 use componentize::cache::Cache;
-use componentize::{Pipeline, Source, Stage};
+use componentize::{Event, Pipeline, Source, Stage};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -469,4 +469,100 @@ fn every_stage_option_is_part_of_its_stage_key() {
     dl.link_options(link(&|o| o.dl_openable.push("liblua.so".into())));
     let dl = dl.run(&mut |_| {}).unwrap();
     assert_ne!(dl.linked, base.linked);
+}
+
+/// Files under `dir`, recursively (none when it does not exist).
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let path = e.unwrap().path();
+            if path.is_dir() { files_under(&path) } else { 1 }
+        })
+        .sum()
+}
+
+#[test]
+fn a_new_world_with_the_same_interpreter_reuses_its_compiled_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = scratch_example(dir.path());
+    let cache = Cache::at(dir.path().join("cache"));
+    let functions = || files_under(&dir.path().join("cache/code/functions"));
+    let (mut details, mut progress) = (Vec::new(), Vec::new());
+    let built = pipeline(&app, Some(cache.clone()))
+        .run(&mut |event| match event {
+            Event::Detail(Stage::Init, text) => details.push(text),
+            Event::Progress(Stage::Init, text) => progress.push(text),
+            _ => {}
+        })
+        .unwrap();
+    // Compiling takes long enough to report progress: functions counted
+    // through the function cache, never more than the component has.
+    let init_time = built.stages[2].time;
+    if init_time > componentize::PROGRESS_INTERVAL * 3 {
+        assert!(!progress.is_empty(), "no progress in {init_time:?}");
+    }
+    for line in &progress {
+        let (done, total) = line
+            .strip_prefix("compiling ")
+            .and_then(|l| l.strip_suffix(" functions (Cranelift)"))
+            .map(|l| l.split_once(" of ").unwrap_or(("0", l)))
+            .unwrap_or_else(|| panic!("progress `{line}`"));
+        let (done, total): (usize, usize) = (done.parse().unwrap(), total.parse().unwrap());
+        assert!(done <= total && total > 1000, "{line}");
+    }
+    // The Lua binding's setjmp/longjmp are wasm exceptions, which Winch
+    // lacks: init says so and compiles with Cranelift.
+    assert!(
+        details.iter().any(|d| d.starts_with(
+            "compiled with Cranelift (unoptimized): Winch lacks a feature: core module"
+        ) && d.contains("(exceptions)")),
+        "{details:?}"
+    );
+    let first = functions();
+    assert!(first > 1000, "only {first} compiled functions cached");
+
+    // Another world (one more export) with the same interpreter: only the
+    // bindings' functions, and what wit-component made for this world, are
+    // new.
+    let wit = std::fs::read_to_string(app.join("app.wit")).unwrap();
+    std::fs::write(
+        app.join("app.wit"),
+        wit.replacen(
+            "world app {",
+            "world app {\n  export extra: func() -> u32;",
+            1,
+        ),
+    )
+    .unwrap();
+    let script = std::fs::read_to_string(app.join("app.lua")).unwrap();
+    std::fs::write(
+        app.join("app.lua"),
+        format!("{script}\nfunction extra() return 7 end\n"),
+    )
+    .unwrap();
+    let (built, cached) = build(&app, &cache);
+    assert_eq!(
+        cached,
+        [
+            (Stage::Generate, false),
+            (Stage::Link, false),
+            (Stage::Init, false)
+        ]
+    );
+    let added = functions() - first;
+    assert!(
+        added * 10 < first,
+        "the new world compiled {added} functions anew (the first build {first})"
+    );
+    let component = componentize_testkit::compile(&built.component).unwrap();
+    let (mut store, _output) = componentize_testkit::HostBuilder::new().store(());
+    let instance = componentize_testkit::linker()
+        .instantiate(&mut store, &component)
+        .unwrap();
+    let results =
+        componentize_testkit::call_export(&mut store, &instance, None, "extra", &[]).unwrap();
+    assert_eq!(results, [wasmtime::component::Val::U32(7)]);
 }

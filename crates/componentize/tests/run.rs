@@ -310,7 +310,7 @@ fn a_second_run_takes_the_compiled_code_from_the_cache() {
             .output()
             .unwrap())
     };
-    let code = fresh.path().join("code");
+    let code = fresh.path().join("code/wasmtime");
     assert_eq!(
         run_with(fresh.path(), &[]),
         "hello from Lua\nargument: hello.wasm\n"

@@ -51,11 +51,15 @@ mod report;
 pub mod segments;
 
 pub use options::{
-    DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, EnvVar, Options, PreopenDir, parse_dir, parse_env,
-    parse_memory_limit, parse_timeout,
+    Compiler, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT, EnvVar, Options, PreopenDir, parse_dir,
+    parse_env, parse_memory_limit, parse_timeout,
 };
-pub use report::{Failure, InitError, Snapshot, Stats, Timings};
-pub use run::{ExportCall, InitCall, KEPT_COMPONENTS, Runtime, code_cache};
+pub use report::{Compilation, Failure, InitError, Snapshot, Stats, Timings};
+pub use run::{
+    CompileProgress, ExportCall, InitCall, KEPT_COMPONENTS, Runtime, RuntimeBuilder, code_cache,
+};
+/// The trait of a [`RuntimeBuilder::function_cache`]: wasmtime's.
+pub use wasmtime::CacheStore;
 
 use anyhow::{Context, Result};
 use snapshot::ModuleState;
@@ -184,8 +188,9 @@ impl Init {
             Some(r) => r.clone(),
             None => Runtime::new()?,
         };
-        let mut session = run::start(&runtime, &instrumented, &self.options)?;
+        let mut session = run::start(&runtime, &instrumented, &info, &self.options)?;
         timings.compile = session.compile;
+        let compilation = session.compilation.clone();
         timings.instantiate = session.instantiate;
         let prepared = session.prepare(self.call.as_ref())?;
         // Refuse before the call runs when its export cannot be removed.
@@ -215,7 +220,7 @@ impl Init {
             stdout,
             stderr,
             results: called.results,
-            stats: stats(&states, timings),
+            stats: stats(&states, compilation, timings),
         })
     }
 }
@@ -228,13 +233,14 @@ fn validate(wasm: &[u8]) -> Result<()> {
         .map_err(anyhow::Error::from)
 }
 
-/// The sizes of the measured `states`.
-fn stats(states: &[ModuleState], timings: Timings) -> Stats {
+/// The sizes of the measured `states`, with how the run was compiled.
+fn stats(states: &[ModuleState], compilation: Compilation, timings: Timings) -> Stats {
     let mut stats = Stats {
         memory_bytes: 0,
         data_bytes: 0,
         segments: 0,
         globals: 0,
+        compilation,
         timings,
     };
     for state in states {

@@ -85,6 +85,47 @@ pub struct Options {
     /// output then depends on the network.
     #[cfg_attr(feature = "cli", arg(long))]
     pub allow_http: bool,
+    /// The compiler of the init run. The snapshot is the same bytes
+    /// whichever runs; `auto` picks the fastest to compile that can.
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long = "init-compiler",
+            value_name = "COMPILER",
+            value_enum,
+            default_value_t
+        )
+    )]
+    pub compiler: Compiler,
+}
+
+/// Which wasmtime compiler compiles the component for the init run, whose
+/// code runs once and is thrown away: compile speed is what counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Compiler {
+    /// Winch when the component allows it (it uses none of the features
+    /// Winch lacks, such as the exceptions a C library's setjmp/longjmp
+    /// compiles to), otherwise Cranelift unoptimized.
+    #[default]
+    Auto,
+    /// Winch, wasmtime's baseline compiler: several times faster to
+    /// compile; a component it cannot compile is an error.
+    Winch,
+    /// Cranelift without optimizations (`OptLevel::None`): compiles every
+    /// feature.
+    Cranelift,
+}
+
+impl Compiler {
+    /// The spelling of `--init-compiler`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compiler::Auto => "auto",
+            Compiler::Winch => "winch",
+            Compiler::Cranelift => "cranelift",
+        }
+    }
 }
 
 impl Options {
@@ -123,6 +164,9 @@ impl Options {
         if self.allow_http {
             args.push("--allow-http".into());
         }
+        if self.compiler != Compiler::Auto {
+            args.extend(["--init-compiler".into(), self.compiler.name().into()]);
+        }
         args
     }
 }
@@ -137,6 +181,7 @@ impl Default for Options {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             keep_init_export: false,
             allow_http: false,
+            compiler: Compiler::Auto,
         }
     }
 }
@@ -311,6 +356,8 @@ mod tests {
             "--allow-http",
             "--module-path",
             "lib",
+            "--init-compiler",
+            "cranelift",
         ];
         let options = Cli::try_parse_from(args).unwrap().options;
         assert_eq!(options.dirs, [PreopenDir::new("/a", "/b")]);
@@ -320,6 +367,7 @@ mod tests {
         assert!(options.keep_init_export);
         assert!(options.allow_http);
         assert_eq!(options.module_paths, [PathBuf::from("lib")]);
+        assert_eq!(options.compiler, Compiler::Cranelift);
         let bad = Cli::try_parse_from(["init", "--init-timeout", "-1"])
             .err()
             .unwrap()

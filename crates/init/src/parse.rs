@@ -396,6 +396,11 @@ pub(crate) struct ModuleInfo {
     pub func_types: Vec<(Vec<ValType>, Vec<ValType>)>,
     /// What a snapshot of this module cannot represent, if instantiated.
     pub problems: Vec<String>,
+    /// The first thing in the module that Winch cannot compile (a feature
+    /// and where it is used), if any.
+    pub winch_blocker: Option<String>,
+    /// How many functions it defines (has code for).
+    pub defined_funcs: usize,
 }
 
 impl ModuleInfo {
@@ -436,6 +441,23 @@ pub(crate) struct ComponentInfo {
     pub sections: Vec<Section>,
     pub modules: Vec<ModuleInfo>,
     pub spaces: Spaces,
+}
+
+impl ComponentInfo {
+    /// How many functions its core modules define.
+    pub fn defined_functions(&self) -> usize {
+        self.modules.iter().map(|m| m.defined_funcs).sum()
+    }
+
+    /// Why Winch cannot compile the component: the first module that uses a
+    /// feature it lacks, naming the feature and where.
+    pub fn winch_blocker(&self) -> Option<String> {
+        self.modules.iter().find_map(|m| {
+            m.winch_blocker
+                .as_ref()
+                .map(|why| format!("{}: {why}", m.label))
+        })
+    }
 }
 
 fn features() -> WasmFeatures {
@@ -683,6 +705,8 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
         exports: Vec::new(),
         func_types: Vec::new(),
         problems: Vec::new(),
+        winch_blocker: None,
+        defined_funcs: 0,
     };
     let mut types: Vec<(Vec<ValType>, Vec<ValType>)> = Vec::new();
     let mut imported_globals = 0u32;
@@ -699,7 +723,12 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
                             wasmparser::CompositeInnerType::Func(f) => {
                                 (f.params().to_vec(), f.results().to_vec())
                             }
-                            _ => Default::default(),
+                            _ => {
+                                module.winch_blocker.get_or_insert_with(|| {
+                                    format!("type {} is a GC type (gc)", types.len())
+                                });
+                                Default::default()
+                            }
                         });
                     }
                 }
@@ -724,6 +753,11 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
                         }
                         TypeRef::Global(_) => imported_globals += 1,
                         TypeRef::Memory(_) => imported_memories += 1,
+                        TypeRef::Tag(_) => {
+                            module.winch_blocker.get_or_insert_with(|| {
+                                format!("it imports the tag `{}` (exceptions)", import.name)
+                            });
+                        }
                         _ => {}
                     }
                 }
@@ -796,6 +830,11 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
                         .push((export.name.to_string(), export.kind, export.index));
                 }
             }
+            Payload::TagSection(_) => {
+                module
+                    .winch_blocker
+                    .get_or_insert_with(|| "it defines exception tags (exceptions)".to_string());
+            }
             Payload::CodeSectionEntry(body) => bodies.push(body),
             Payload::CustomSection(c) => {
                 if let wasmparser::KnownCustom::Name(reader) = c.as_known() {
@@ -811,17 +850,31 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
             _ => {}
         }
     }
+    module.defined_funcs = bodies.len();
     for (i, body) in bodies.into_iter().enumerate() {
         let func = imported_funcs + i as u32;
+        let name = || {
+            func_names
+                .iter()
+                .find(|(i, _)| *i == func)
+                .map(|(_, n)| format!(" `{n}`"))
+                .unwrap_or_default()
+        };
         let mut reader = body.get_operators_reader()?;
         while !reader.eof() {
             let op = reader.read()?;
+            if module.winch_blocker.is_none()
+                && let proposal = proposal(&op)
+                && WINCH_LACKS.contains(&proposal)
+            {
+                module.winch_blocker = Some(format!(
+                    "function {func}{} uses `{}` ({proposal})",
+                    name(),
+                    operator_name(&op)
+                ));
+            }
             if let Some(what) = state_mutation(&op) {
-                let name = func_names
-                    .iter()
-                    .find(|(i, _)| *i == func)
-                    .map(|(_, n)| format!(" `{n}`"))
-                    .unwrap_or_default();
+                let name = name();
                 module.problems.push(format!(
                     "function {func}{name} uses `{what}`, which changes state that a snapshot cannot \
                      hold (tables, dropped segments and GC objects are not captured)"
@@ -835,6 +888,43 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
     }
     Ok(module)
 }
+
+/// The proposals of the instructions Winch, wasmtime 48's baseline compiler,
+/// cannot compile (wasmtime's own list for it; exceptions are what a C
+/// library's setjmp/longjmp compiles to).
+const WINCH_LACKS: [&str; 7] = [
+    "exceptions",
+    "legacy_exceptions",
+    "tail_call",
+    "gc",
+    "function_references",
+    "relaxed_simd",
+    "stack_switching",
+];
+
+/// Generates [`proposal`] and [`operator_name`] from wasmparser's list of
+/// every operator and the proposal it belongs to.
+macro_rules! define_operator_facts {
+    ($( @$proposal:ident $op:ident $({ $($arg:ident: $argty:ty),* })? => $visit:ident ($($ann:tt)*) )*) => {
+        /// The proposal that introduced `op` (`mvp`, `exceptions`, ...).
+        fn proposal(op: &Operator<'_>) -> &'static str {
+            match op {
+                $( Operator::$op { .. } => stringify!($proposal), )*
+                _ => "unknown",
+            }
+        }
+
+        /// The text-format name of `op`, for messages (`try_table`).
+        fn operator_name(op: &Operator<'_>) -> &'static str {
+            match op {
+                // `visit_try_table` -> `try_table`.
+                $( Operator::$op { .. } => &stringify!($visit)["visit_".len()..], )*
+                _ => "an unknown operator",
+            }
+        }
+    };
+}
+wasmparser::for_each_operator!(define_operator_facts);
 
 /// Instructions whose effect a snapshot cannot represent.
 fn state_mutation(op: &Operator<'_>) -> Option<&'static str> {

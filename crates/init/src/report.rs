@@ -2,6 +2,7 @@
 //! [`Stats`] and [`Timings`], or an [`InitError`] saying which [`Failure`]
 //! stopped init.
 
+use crate::options::Compiler;
 use std::fmt;
 use std::time::Duration;
 
@@ -34,8 +35,36 @@ pub struct Stats {
     pub segments: usize,
     /// Number of mutable globals measured.
     pub globals: usize,
+    /// Which compiler compiled the component for the init run, and why.
+    pub compilation: Compilation,
     /// Where the time went.
     pub timings: Timings,
+}
+
+/// The compiler of the init run and why it was the one.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compilation {
+    /// [`Compiler::Winch`] or [`Compiler::Cranelift`].
+    pub compiler: Compiler,
+    /// Why: asked for, or what kept Winch from compiling the component (a
+    /// feature and where it is used, or Winch's error).
+    pub reason: String,
+}
+
+impl fmt::Display for Compilation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.compiler {
+            Compiler::Cranelift => "Cranelift (unoptimized)",
+            Compiler::Winch => "Winch",
+            // Never the record of a run.
+            Compiler::Auto => "auto",
+        })?;
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        Ok(())
+    }
 }
 
 /// Where the time of [`Init::run`](crate::Init::run) went.

@@ -15,6 +15,13 @@
 //! folder; the CLI uses `<componentize cache>/code`, like the pipeline), so
 //! running the same component again does not compile it again.
 //!
+//! [`precompile`] compiles a component ahead of time into a `.cwasm`
+//! (`componentize compile`, `componentize --precompile`), which [`load`]
+//! loads without compiling. A `.cwasm` is native code for this host and this
+//! build (wasmtime 48 with the configuration of [`engine`]); any other
+//! wasmtime version or configuration refuses it, and the `.wasm` stays the
+//! portable artifact. Load only `.cwasm` files you trust.
+//!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
 //! use componentize_run::{Sandbox, engine, load, run_command};
@@ -39,7 +46,7 @@ mod limits;
 mod serve;
 
 pub use command::{TRAP_EXIT_CODE, exit_code, invoke, run_command};
-pub use engine::{engine, load};
+pub use engine::{DENSE_IMAGE_LIMIT, engine, load, precompile};
 pub use handler::ResponseBody;
 pub use host::{Host, linker};
 pub use limits::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY, parse_bytes};

@@ -7,8 +7,9 @@
 //! sample is one cold start in a fresh store:
 //!   - runtime init: instantiate, call init(script), then nth-prime;
 //!   - snapshot:     instantiate, then nth-prime (init ran at build time);
-//!     once with wasmtime's default engine, once with an engine that maps
-//!     the snapshot's memory copy-on-write (see `memory_guaranteed_dense_image_size`).
+//!     once with wasmtime's default engine, once with `componentize run`'s,
+//!     which maps the snapshot's memory copy-on-write (see
+//!     `componentize_run::DENSE_IMAGE_LIMIT`).
 //!
 //! `cargo bench -p componentize-lua` (needs `bash toolchain/build.sh`).
 //! `LUA_BENCH_SAMPLES=N` sets the number of samples (default 10).
@@ -153,9 +154,9 @@ fn main() -> Result<()> {
     // The snapshot's heap spans more than wasmtime's default 16 MiB of
     // always-dense image, and less than half of its pages hold data, so by
     // default its segments are copied at instantiation instead of being
-    // mapped copy-on-write. An engine that allows larger dense images:
-    config.memory_guaranteed_dense_image_size(256 << 20);
-    let dense_engine = wt(Engine::new(&config))?;
+    // mapped copy-on-write. The engine of `componentize run`/`serve` allows
+    // larger dense images (componentize_run::DENSE_IMAGE_LIMIT):
+    let dense_engine = componentize_run::engine(None)?;
     let mut dense_linker = Linker::<Host>::new(&dense_engine);
     wt(wasmtime_wasi::p2::add_to_linker_sync(&mut dense_linker))?;
     let dense = wt(Component::new(&dense_engine, &snapshot.wasm))?;

@@ -8,11 +8,12 @@ mod host;
 mod runtime;
 
 pub use call::{ExportCall, InitCall};
-pub use runtime::{KEPT_COMPONENTS, Runtime, code_cache};
+pub use runtime::{CompileProgress, KEPT_COMPONENTS, Runtime, RuntimeBuilder, code_cache};
 
 use crate::instrument::{ACCESS_EXPORT, Accessor, Instrumented, accessor_name};
 use crate::options::Options;
-use crate::report::Failure;
+use crate::parse::ComponentInfo;
+use crate::report::{Compilation, Failure};
 use anyhow::{Result, anyhow};
 use host::{Failures, Host, Ticker};
 use std::time::{Duration, Instant};
@@ -34,21 +35,30 @@ pub(crate) struct Session<'a> {
     _ticker: Ticker,
     /// How long compiling took.
     pub compile: Duration,
+    /// Which compiler compiled it, and why.
+    pub compilation: Compilation,
     /// How long instantiating took.
     pub instantiate: Duration,
 }
 
-/// Compiles `instrumented` on `runtime` and instantiates it in the sandbox
-/// of `options`, which runs the libraries' constructors.
+/// Compiles `instrumented` (the component `info` describes) on `runtime`,
+/// with `options.compiler`, and instantiates it in the sandbox of
+/// `options`, which runs the libraries' constructors.
 pub(crate) fn start<'a>(
     runtime: &Runtime,
     instrumented: &'a Instrumented,
+    info: &ComponentInfo,
     options: &Options,
 ) -> Result<Session<'a>> {
-    let engine = runtime.engine();
     let t = Instant::now();
-    let component = runtime.compile(&instrumented.wasm)?;
+    let (component, compilation) = runtime.compile(
+        &instrumented.wasm,
+        info.defined_functions(),
+        options.compiler,
+        info.winch_blocker(),
+    )?;
     let compile = t.elapsed();
+    let engine = component.engine();
 
     let (mut store, linker, failures) = host::sandbox(engine, &component, options)?;
     let ticker = Ticker::start(engine.clone())?;
@@ -76,6 +86,7 @@ pub(crate) fn start<'a>(
         failures,
         _ticker: ticker,
         compile,
+        compilation,
         instantiate,
     })
 }

@@ -76,7 +76,9 @@ pub fn linked() -> &'static [u8] {
 pub fn runtime() -> &'static componentize_init::Runtime {
     static RUNTIME: OnceLock<componentize_init::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        componentize_init::Runtime::with_incremental_cache(componentize_testkit::memory_cache())
+        componentize_init::Runtime::builder()
+            .function_cache(componentize_testkit::memory_cache())
+            .build()
             .expect("runtime")
     })
 }
