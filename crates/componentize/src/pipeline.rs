@@ -48,39 +48,48 @@ pub enum Event {
 pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs `init` on a worker thread, sending [`Event::Progress`] from this
-/// one while `runtime` compiles (events need not be `Send`).
+/// one while `runtime` compiles (events need not be `Send`). The result
+/// comes over a channel, so waiting for progress never delays it.
 fn run_with_progress(
     init: &componentize_init::Init,
     runtime: &componentize_init::Runtime,
     events: &mut dyn FnMut(Event),
 ) -> Result<componentize_init::Snapshot> {
-    let waiting = std::thread::current();
     std::thread::scope(|scope| {
-        let worker = scope.spawn(|| {
-            let result = init.run();
-            // Done: the progress loop need not wait out its interval.
-            waiting.unpark();
-            result
+        let (done, result) = std::sync::mpsc::channel();
+        let worker = scope.spawn(move || {
+            // The receiver lives until this thread is joined.
+            let _ = done.send(init.run());
         });
-        while !worker.is_finished() {
-            std::thread::park_timeout(PROGRESS_INTERVAL);
-            if let Some(p) = runtime.progress() {
-                let done = match p.done {
-                    0 => String::new(),
-                    n => format!("{n} of "),
-                };
-                events(Event::Progress(
-                    Stage::Init,
-                    format!(
-                        "compiling {done}{} functions ({:?})",
-                        p.functions, p.compiler
-                    ),
-                ));
+        let outcome = loop {
+            match result.recv_timeout(PROGRESS_INTERVAL) {
+                Ok(outcome) => break Some(outcome),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(p) = runtime.progress() {
+                        let done = match p.done {
+                            0 => String::new(),
+                            n => format!("{n} of "),
+                        };
+                        events(Event::Progress(
+                            Stage::Init,
+                            format!(
+                                "compiling {done}{} functions ({:?})",
+                                p.functions, p.compiler
+                            ),
+                        ));
+                    }
+                }
+                // The worker ended without sending: it panicked.
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
             }
+        };
+        match (outcome, worker.join()) {
+            (Some(outcome), _) => outcome,
+            (None, Err(panic)) => std::panic::resume_unwind(panic),
+            (None, Ok(())) => Err(anyhow::anyhow!(
+                "internal error: init ended without a result"
+            )),
         }
-        worker
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
 
