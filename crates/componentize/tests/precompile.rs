@@ -1,19 +1,16 @@
 //! Precompiled components (`.cwasm`) through the binary: `componentize
-//! --precompile` and `componentize compile` on the Lua examples, `run` and
-//! `serve` of the `.cwasm`, that the bytes are wasmtime's artifact with a
+//! --precompile` and `componentize compile` on the Lua hello example, `run`
+//! of the `.cwasm` (`serve` of one is in serve.rs), that the bytes are wasmtime's artifact with a
 //! checksum and the same for every compile, and that a corrupted, truncated
 //! or foreign `.cwasm` is refused with one clean error. Needs the toolchain
 //! build: `bash toolchain/build.sh`.
 
 mod common;
 
-use common::{
-    KillOnDrop, build_lua, cache, componentize, failed, hello, http_example, ok, scratch,
-};
+use common::{cache, componentize, failed, hello, ok, scratch};
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
 
 /// What `componentize --precompile` built from the hello example.
@@ -311,47 +308,4 @@ fn compile_errors_name_the_file() {
     assert!(e.contains("is not a WebAssembly component"), "{e}");
     let e = refused(&module);
     assert!(e.contains("is a core WebAssembly module"), "{e}");
-}
-
-#[test]
-fn serve_loads_a_cwasm() {
-    let wasm = scratch().join("http.wasm");
-    build_lua(
-        &http_example(),
-        &http_example().join("app.lua"),
-        &wasm,
-        &cache(),
-    );
-    ok(&componentize_with(&["compile", path(&wasm)]));
-    let mut child = componentize()
-        .env("COMPONENTIZE_CACHE_DIR", cache())
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .arg(scratch().join("http.cwasm"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _server = KillOnDrop(child);
-    let mut addr = None;
-    let mut log = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("Serving HTTP on http://") {
-            addr = Some(rest.trim_end_matches('/').to_string());
-            break;
-        }
-        log.push_str(&line);
-        log.push('\n');
-    }
-    let addr = addr.unwrap_or_else(|| panic!("the server did not start: {log}"));
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream
-        .write_all(b"GET /hello?name=cwasm HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
-    assert!(reply.ends_with("\r\n\r\nhello, cwasm!\n"), "{reply}");
 }

@@ -1,7 +1,8 @@
 //! `componentize serve` through the binary on the Lua HTTP example
 //! (interpreters/lua/examples/http), with a plain HTTP/1.1 client on
 //! 127.0.0.1: exact answers, many requests over concurrent keep-alive
-//! connections, a failing handler, the same answers under `wasmtime serve`,
+//! connections, a failing handler, the same answers under `wasmtime serve`
+//! and from a precompiled `.cwasm`,
 //! the body limits, a graceful shutdown, and the errors. Needs the toolchain
 //! build: `bash toolchain/build.sh`.
 
@@ -84,12 +85,17 @@ impl Server {
 
     /// `componentize serve` on the example, on a free port, with `flags`.
     fn componentize(flags: &[&str]) -> Server {
+        Server::componentize_serving(http_wasm(), flags)
+    }
+
+    /// `componentize serve` on `component`, on a free port, with `flags`.
+    fn componentize_serving(component: &Path, flags: &[&str]) -> Server {
         let mut command = componentize();
         command
             .env("COMPONENTIZE_CACHE_DIR", cache())
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(flags)
-            .arg(http_wasm());
+            .arg(component);
         Server::start(command)
     }
 
@@ -536,4 +542,22 @@ fn errors_name_the_problem() {
         e.contains("the unit `MB` is not one of KiB, MiB, GiB"),
         "{e}"
     );
+}
+
+#[test]
+fn serve_loads_a_cwasm() {
+    let cwasm = scratch().join("http.cwasm");
+    let compiled = componentize()
+        .env("COMPONENTIZE_CACHE_DIR", cache())
+        .arg("compile")
+        .arg(http_wasm())
+        .arg("-o")
+        .arg(&cwasm)
+        .output()
+        .unwrap();
+    common::ok(&compiled);
+    let server = Server::componentize_serving(&cwasm, &[]);
+    let reply = server.connect().get("/hello?name=cwasm");
+    assert_eq!(reply.status, 200, "{}", server.stderr());
+    assert_eq!(reply.text(), "hello, cwasm!\n");
 }

@@ -8,6 +8,7 @@ mod host;
 mod runtime;
 
 pub use call::{ExportCall, InitCall};
+use runtime::CompileRequest;
 pub use runtime::{CompileProgress, KEPT_COMPONENTS, Runtime, RuntimeBuilder, code_cache};
 
 use crate::instrument::{ACCESS_EXPORT, Accessor, Instrumented, accessor_name};
@@ -51,12 +52,13 @@ pub(crate) fn start<'a>(
     options: &Options,
 ) -> Result<Session<'a>> {
     let t = Instant::now();
-    let (component, compilation) = runtime.compile(
-        &instrumented.wasm,
-        info.defined_functions(),
-        options.compiler,
-        info.winch_blocker(),
-    )?;
+    let winch_blocker = info.winch_blocker();
+    let (component, compilation) = runtime.compile(CompileRequest {
+        wasm: &instrumented.wasm,
+        functions: info.defined_functions(),
+        wanted: options.compiler,
+        winch_blocker: winch_blocker.as_deref(),
+    })?;
     let compile = t.elapsed();
     let engine = component.engine();
 

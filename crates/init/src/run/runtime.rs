@@ -53,7 +53,9 @@ struct Compiled {
 }
 
 struct RuntimeInner {
-    builder: RuntimeBuilder,
+    /// wasmtime's code cache, shared by both engines.
+    code_cache: Option<wasmtime::Cache>,
+    function_cache: Option<Arc<dyn CacheStore>>,
     /// Winch's engine, or why there is none on this host.
     winch: OnceLock<Result<Engine, String>>,
     cranelift: OnceLock<Result<Engine, String>>,
@@ -95,12 +97,11 @@ impl RuntimeBuilder {
     /// The runtime. Engines are created at first use; a code cache folder
     /// that cannot be used is an error now.
     pub fn build(&self) -> Result<Runtime> {
-        if let Some(dir) = &self.code_cache {
-            code_cache(dir)?;
-        }
+        let code_cache = self.code_cache.as_deref().map(code_cache).transpose()?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
-                builder: self.clone(),
+                code_cache,
+                function_cache: self.function_cache.clone(),
                 winch: OnceLock::new(),
                 cranelift: OnceLock::new(),
                 functions: Arc::new(AtomicUsize::new(0)),
@@ -127,29 +128,28 @@ impl Runtime {
     /// (for the timeout); wasm exceptions (setjmp/longjmp) where the
     /// compiler has them; the caches.
     fn config(&self, compiler: Compiler) -> Result<Config> {
-        let builder = &self.inner.builder;
+        let inner = &self.inner;
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .wasm_component_model_map(true)
             .epoch_interruption(true);
-        if let Some(dir) = &builder.code_cache {
-            config.cache(Some(code_cache(dir)?));
-        }
+        config.cache(inner.code_cache.clone());
         match compiler {
             Compiler::Winch => {
                 config.strategy(Strategy::Winch);
             }
             _ => {
-                // The code runs once: optimizing it costs more than it saves.
+                // The code runs once: optimizing it is wasted work (if
+                // little: register allocation dominates either way).
                 config
                     .strategy(Strategy::Cranelift)
                     .cranelift_opt_level(OptLevel::None)
                     .wasm_exceptions(true);
-                if let Some(store) = &builder.function_cache {
+                if let Some(store) = &inner.function_cache {
                     let counted = CountingStore {
                         store: store.clone(),
-                        functions: self.inner.functions.clone(),
+                        functions: inner.functions.clone(),
                     };
                     config
                         .enable_incremental_compilation(Arc::new(counted))
@@ -186,17 +186,10 @@ impl Runtime {
         Some(progress)
     }
 
-    /// Compiles `wasm` (which defines `functions` functions) with `wanted`,
-    /// or returns the component compiled from the same bytes before.
-    /// `winch_blocker` is what in the component Winch cannot compile, if
-    /// anything.
-    pub(crate) fn compile(
-        &self,
-        wasm: &[u8],
-        functions: usize,
-        wanted: Compiler,
-        winch_blocker: Option<String>,
-    ) -> Result<(Component, Compilation)> {
+    /// Compiles `request.wasm`, or returns the component compiled from the
+    /// same bytes before (by the compiler asked for, if one is).
+    pub(crate) fn compile(&self, request: CompileRequest<'_>) -> Result<(Component, Compilation)> {
+        let CompileRequest { wasm, wanted, .. } = request;
         let mut hasher = DefaultHasher::new();
         wasm.hash(&mut hasher);
         let hash = hasher.finish();
@@ -213,8 +206,7 @@ impl Runtime {
             kept.push(compiled);
             return Ok(found);
         }
-        let (component, compilation) =
-            self.choose_and_compile(wasm, functions, wanted, winch_blocker)?;
+        let (component, compilation) = self.choose_and_compile(request)?;
         if let Ok(mut kept) = self.inner.components.lock() {
             if kept.len() >= KEPT_COMPONENTS {
                 kept.remove(0);
@@ -229,14 +221,14 @@ impl Runtime {
         Ok((component, compilation))
     }
 
-    /// Picks the compiler for `wanted` and compiles.
-    fn choose_and_compile(
-        &self,
-        wasm: &[u8],
-        functions: usize,
-        wanted: Compiler,
-        winch_blocker: Option<String>,
-    ) -> Result<(Component, Compilation)> {
+    /// Picks the compiler for the request and compiles.
+    fn choose_and_compile(&self, request: CompileRequest<'_>) -> Result<(Component, Compilation)> {
+        let CompileRequest {
+            wasm,
+            functions,
+            wanted,
+            winch_blocker,
+        } = request;
         let compile = |compiler: Compiler| -> Result<Component> {
             let engine = self.engine(compiler).map_err(|e| match compiler {
                 Compiler::Winch => anyhow::anyhow!("Winch is not available on this host: {e}"),
@@ -309,6 +301,19 @@ impl Runtime {
     }
 }
 
+/// What [`Runtime::compile`] compiles, and how.
+#[derive(Clone, Copy)]
+pub(crate) struct CompileRequest<'a> {
+    /// The component.
+    pub wasm: &'a [u8],
+    /// How many functions it defines (for progress).
+    pub functions: usize,
+    /// The compiler asked for.
+    pub wanted: Compiler,
+    /// What in it Winch cannot compile, if anything.
+    pub winch_blocker: Option<&'a str>,
+}
+
 /// How far a compile is: see [`Runtime::progress`].
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,6 +351,20 @@ impl CacheStore for CountingStore {
 mod tests {
     use super::*;
 
+    /// A request for `wasm` (one function).
+    fn request<'a>(
+        wasm: &'a [u8],
+        wanted: Compiler,
+        winch_blocker: Option<&'a str>,
+    ) -> CompileRequest<'a> {
+        CompileRequest {
+            wasm,
+            functions: 1,
+            wanted,
+            winch_blocker,
+        }
+    }
+
     /// A component that differs by its one exported constant.
     fn component(n: u32) -> Vec<u8> {
         wat::parse_str(format!(
@@ -358,13 +377,17 @@ mod tests {
     fn compiled_components_are_bounded_and_the_recent_ones_kept() {
         let runtime = Runtime::new().unwrap();
         let first = component(0);
-        runtime.compile(&first, 1, Compiler::Auto, None).unwrap();
+        runtime
+            .compile(request(&first, Compiler::Auto, None))
+            .unwrap();
         for n in 1..KEPT_COMPONENTS as u32 * 2 {
             runtime
-                .compile(&component(n), 1, Compiler::Auto, None)
+                .compile(request(&component(n), Compiler::Auto, None))
                 .unwrap();
             // Using the first one keeps it among the most recent.
-            runtime.compile(&first, 1, Compiler::Auto, None).unwrap();
+            runtime
+                .compile(request(&first, Compiler::Auto, None))
+                .unwrap();
             assert!(runtime.kept() <= KEPT_COMPONENTS);
         }
         assert_eq!(runtime.kept(), KEPT_COMPONENTS);
@@ -378,16 +401,18 @@ mod tests {
     fn auto_takes_winch_unless_the_component_needs_cranelift() {
         let runtime = Runtime::new().unwrap();
         let wasm = component(7);
-        let (_, auto) = runtime.compile(&wasm, 1, Compiler::Auto, None).unwrap();
+        let (_, auto) = runtime
+            .compile(request(&wasm, Compiler::Auto, None))
+            .unwrap();
         assert_eq!(auto.compiler, Compiler::Winch);
-        let blocker = Some("core module 0: it defines exception tags (exceptions)".to_string());
+        let blocker = Some("core module 0: it defines exception tags (exceptions)");
         let (_, forced) = runtime
-            .compile(&component(8), 1, Compiler::Auto, blocker.clone())
+            .compile(request(&component(8), Compiler::Auto, blocker))
             .unwrap();
         assert_eq!(forced.compiler, Compiler::Cranelift);
         assert!(forced.to_string().contains("exception tags"), "{forced}");
         let refused = runtime
-            .compile(&component(9), 1, Compiler::Winch, blocker)
+            .compile(request(&component(9), Compiler::Winch, blocker))
             .err()
             .unwrap();
         assert!(
@@ -398,7 +423,7 @@ mod tests {
         );
         // A component kept from Winch is compiled again for Cranelift.
         let (_, asked) = runtime
-            .compile(&wasm, 1, Compiler::Cranelift, None)
+            .compile(request(&wasm, Compiler::Cranelift, None))
             .unwrap();
         assert_eq!(asked.compiler, Compiler::Cranelift);
     }
