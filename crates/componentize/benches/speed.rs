@@ -282,7 +282,7 @@ fn large_interpreter() -> PathBuf {
 
 /// The Lua hello pipeline: cold, cached, script changed, new world.
 fn lua_pipeline(iters: usize, work: &Path) -> Duration {
-    let binding = componentize_lua::Binding::locate().unwrap_or_else(|e| panic!("{e}"));
+    let binding = componentize_lua::binding().unwrap_or_else(|e| panic!("{e}"));
     let example =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interpreters/lua/examples/hello");
     let original = std::fs::read_to_string(example.join("app.lua")).unwrap();

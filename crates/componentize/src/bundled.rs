@@ -1,9 +1,10 @@
 //! The interpreters that ship inside componentize, chosen by name
-//! (`--interpreter lua`): their libraries are embedded in the binary, so
+//! (`--interpreter lua`, `--interpreter js`): their libraries are embedded in the binary, so
 //! using them needs no C toolchain and no search path.
 
 use crate::{Pipeline, Source};
 use anyhow::{Result, bail};
+use componentize_interpreter::BundledLibrary;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -18,16 +19,24 @@ pub struct BundledInterpreter {
     pub version: &'static str,
     /// Its libraries in link order: the interpreter first, then what it
     /// needs, down to `libc.so`.
-    pub libraries: &'static [componentize_lua::BundledLibrary],
+    pub libraries: &'static [BundledLibrary],
 }
 
 /// Every bundled interpreter, by name.
-pub const BUNDLED_INTERPRETERS: &[BundledInterpreter] = &[BundledInterpreter {
-    name: "lua",
-    description: "the Lua 5.4 binding (interpreters/lua)",
-    version: componentize_lua::LUA_VERSION,
-    libraries: &componentize_lua::BUNDLED,
-}];
+pub const BUNDLED_INTERPRETERS: &[BundledInterpreter] = &[
+    BundledInterpreter {
+        name: "lua",
+        description: "the Lua 5.4 binding (interpreters/lua)",
+        version: componentize_lua::LUA_VERSION,
+        libraries: &componentize_lua::BUNDLED,
+    },
+    BundledInterpreter {
+        name: "js",
+        description: "the JavaScript binding, QuickJS-NG (interpreters/js)",
+        version: componentize_js::QUICKJS_VERSION,
+        libraries: &componentize_js::BUNDLED,
+    },
+];
 
 impl BundledInterpreter {
     /// The bundled interpreter called `name`.
@@ -50,7 +59,7 @@ impl BundledInterpreter {
     }
 }
 
-fn source(library: &componentize_lua::BundledLibrary) -> Source {
+fn source(library: &BundledLibrary) -> Source {
     Source::bytes(library.name, library.bytes)
 }
 

@@ -33,7 +33,7 @@ fn interpreter_names_and_paths_resolve() {
             .iter()
             .map(|i| i.name)
             .collect::<Vec<_>>(),
-        ["lua"]
+        ["lua", "js"]
     );
     // A path is a file (a missing one fails when the pipeline reads it);
     // an unknown bare name says what exists.
@@ -46,7 +46,7 @@ fn interpreter_names_and_paths_resolve() {
         .to_string();
     assert_eq!(
         err,
-        "no interpreter `python`: it is not a file, nor a bundled interpreter (bundled: lua; \
+        "no interpreter `python`: it is not a file, nor a bundled interpreter (bundled: lua, js; \
          `componentize interpreters` lists them)"
     );
 }
@@ -83,8 +83,16 @@ fn the_one_command_builds_with_the_bundled_lua_and_lists_it() {
     // sha256sum computes it from the checked-in files.
     let listed = ok(&componentize().arg("interpreters").output().unwrap());
     assert!(listed.starts_with("lua 5.4.9: "), "{listed}");
-    let bundled = componentize_testkit::repo_file("interpreters/lua/bundled");
-    for name in ["lua.so", "liblua.so", "libsetjmp.so", "libc.so"] {
+    assert!(listed.contains("\njs 0.16.2: "), "{listed}");
+    for (dir, name) in [
+        ("lua", "lua.so"),
+        ("lua", "liblua.so"),
+        ("lua", "libsetjmp.so"),
+        ("lua", "libc.so"),
+        ("js", "js.so"),
+        ("js", "libqjs.so"),
+    ] {
+        let bundled = componentize_testkit::repo_file(&format!("interpreters/{dir}/bundled"));
         let sum = std::process::Command::new("sha256sum")
             .arg(bundled.join(name))
             .output()

@@ -8,11 +8,17 @@
 //!   bytes only once;
 //! - a WASI p2 host ([`Host`], [`HostBuilder`]) with captured output, and
 //!   [`run_command`] for `wasi:cli` commands;
-//! - the [`fuzz`] driver every crate's fuzz targets run on.
+//! - the [`fuzz`] driver every crate's fuzz targets run on;
+//! - for the interpreter bindings' suites: the test worlds and the checks
+//!   every interpreter passes ([`script`]), the host of the interface they
+//!   import ([`host_api`]), and [`values`] to build and compare `Val`s.
 
 #![warn(missing_docs)]
 
 pub mod fuzz;
+pub mod host_api;
+pub mod script;
+pub mod values;
 
 use anyhow::{Context, Result};
 use std::borrow::Cow;

@@ -162,7 +162,7 @@ fn main() -> Result<()> {
         Err(_) if quick => 20,
         Err(_) => 2000,
     };
-    let binding = componentize_lua::Binding::locate()?;
+    let binding = componentize_lua::binding()?;
     let libc = binding
         .dependencies()
         .pop()

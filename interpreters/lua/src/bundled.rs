@@ -9,14 +9,7 @@
 /// The Lua release the bundled `liblua.so` is built from.
 pub const LUA_VERSION: &str = "5.4.9";
 
-/// One bundled library: its name (as `needed` lists it) and its bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BundledLibrary {
-    /// The library name, e.g. `liblua.so`.
-    pub name: &'static str,
-    /// The wasm shared library.
-    pub bytes: &'static [u8],
-}
+use componentize_interpreter::BundledLibrary;
 
 /// The bundled libraries in link order: `lua.so` (the interpreter, linked
 /// before the bindings), then `liblua.so`, `libsetjmp.so` and `libc.so`.

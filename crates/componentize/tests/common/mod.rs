@@ -60,7 +60,7 @@ pub fn corpus(name: &str) -> PathBuf {
 /// The Lua binding's build.
 pub fn lua() -> &'static componentize_lua::Binding {
     static B: OnceLock<componentize_lua::Binding> = OnceLock::new();
-    B.get_or_init(|| componentize_lua::Binding::locate().unwrap_or_else(|e| panic!("{e}")))
+    B.get_or_init(|| componentize_lua::binding().unwrap_or_else(|e| panic!("{e}")))
 }
 
 /// The Lua hello example, `interpreters/lua/examples/hello`.

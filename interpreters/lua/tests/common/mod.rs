@@ -1,10 +1,10 @@
 //! Shared by the Lua binding's tests and its benchmark (which includes this
 //! file with `#[path]`): where the inputs are, the test worlds, and how a
-//! world is linked with the Lua binding.
+//! world is linked with the Lua binding (`componentize_testkit::script`
+//! does the work, for the JavaScript binding's tests too).
 #![allow(dead_code)] // each target uses a part
 
-use anyhow::{Context, Result};
-use componentize_lua::{Binding, INTERPRETER};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 use wit_parser::{PackageId, Resolve, WorldId};
 
@@ -22,7 +22,7 @@ pub fn example(name: &str) -> PathBuf {
 
 /// A text file.
 pub fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+    componentize_testkit::script::read(path)
 }
 
 /// A test script of `tests/lua/`.
@@ -33,35 +33,12 @@ pub fn script(name: &str) -> String {
 /// `tests/wit/worlds.wit` with what it uses: the hello example (with its
 /// WASI WIT) and the init contract.
 pub fn test_wit() -> Result<(Resolve, PackageId)> {
-    let mut resolve = Resolve::default();
-    resolve
-        .push_path(example("hello"))
-        .context("loading examples/hello")?;
-    resolve
-        .push_str("init.wit", componentize_contract::INIT_WIT)
-        .context("loading the init contract")?;
-    let package = resolve
-        .push_file(tests_dir().join("wit/worlds.wit"))
-        .context("loading tests/wit/worlds.wit")?;
-    Ok((resolve, package))
+    componentize_testkit::script::test_wit(&example("hello"), &tests_dir().join("wit/worlds.wit"))
 }
 
 /// Generates the bindings of `world` and links them with the Lua binding:
 /// lua.so first (it defines `cabi_realloc`, which the bindings re-export),
 /// then the bindings, then what lua.so needs.
 pub fn link(resolve: &Resolve, world: WorldId) -> Result<Vec<u8>> {
-    let mut options = componentize_generate::Options::default();
-    options.interpreter(INTERPRETER);
-    let bindings = componentize_generate::generate(resolve, world, &options)?;
-    let binding = Binding::locate()?;
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let mut linker = wit_component::Linker::default();
-    let interpreter = binding.interpreter();
-    linker.library(interpreter.name, &read(&interpreter.path)?, false)?;
-    linker.library("bindings.so", bindings.wasm(), false)?;
-    for lib in binding.dependencies() {
-        linker.library(lib.name, &read(&lib.path)?, false)?;
-    }
-    linker.encoder().validate(true);
-    linker.encode().context("linking the component")
+    componentize_testkit::script::link(resolve, world, &componentize_lua::binding()?)
 }
