@@ -22,7 +22,8 @@
 #
 # Output: <target>/toolchain/<hash>/, where <hash> is the first 16 hex digits
 # of a sha256 over this script, every file under toolchain/,
-# interpreters/lua/c/, interpreters/js/c/, fixtures/libs/, crates/generate/componentize.h and the
+# interpreters/lua/c/, interpreters/js/c/, interpreters/shared/, fixtures/libs/,
+# crates/generate/componentize.h and the
 # pins below. <target>/toolchain/current is a symlink to the newest
 # successful build. Entries are built in a temporary folder and renamed into
 # place, so an entry that exists is complete; a second run with no change only
@@ -125,6 +126,7 @@ REPO=$(dirname "$TOOLCHAIN_SRC")
 [ -f "$REPO/Cargo.toml" ] || die "expected the workspace Cargo.toml in $REPO (script must live in <repo>/toolchain/)"
 LUA_BINDING=$REPO/interpreters/lua/c
 JS_BINDING=$REPO/interpreters/js/c
+SHARED_BINDING=$REPO/interpreters/shared
 FIXTURE_LIBS=$REPO/fixtures/libs
 HEADER=$REPO/crates/generate/componentize.h
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then
@@ -149,7 +151,7 @@ content_hash() { # content_hash PATH...   (files or folders, relative to the rep
 }
 # What sysroot/, libsetjmp.so and liblua.so depend on.
 CORE_INPUTS=(toolchain interpreters/lua/c/lua_wasi_compat.h interpreters/lua/c/smoke_lua.c interpreters/lua/c/smoke.wit)
-HASH=$(content_hash "${CORE_INPUTS[@]}" interpreters/lua/c interpreters/js/c fixtures/libs crates/generate/componentize.h)
+HASH=$(content_hash "${CORE_INPUTS[@]}" interpreters/lua/c interpreters/js/c interpreters/shared fixtures/libs crates/generate/componentize.h)
 CORE_HASH=$(content_hash "${CORE_INPUTS[@]}")
 OUT=$FIX/$HASH
 case ${COMPONENTIZE_TOOLCHAIN_FORCE:-0} in
@@ -555,10 +557,10 @@ echo "$CORE_HASH" > "$WORK/.core-hash"
 cp "$HEADER" "$WORK/include/componentize.h"
 # The binding is one translation unit (lua.c includes the others).
 say "lib/lua.so (interpreters/lua/c)"
-"$WASI_SO" -o "$WORK/lib/lua.so" -I"$LUA_BINDING" --needs liblua "$LUA_BINDING/lua.c" < /dev/null \
+"$WASI_SO" -o "$WORK/lib/lua.so" -I"$LUA_BINDING" -I"$SHARED_BINDING" --needs liblua "$LUA_BINDING/lua.c" < /dev/null \
   || die "building interpreters/lua/c (lua.so) failed"
 say "lib/js.so (interpreters/js/c)"
-"$WASI_SO" -o "$WORK/lib/js.so" -I"$JS_BINDING" --needs libqjs "$JS_BINDING/js.c" < /dev/null \
+"$WASI_SO" -o "$WORK/lib/js.so" -I"$JS_BINDING" -I"$SHARED_BINDING" --needs libqjs "$JS_BINDING/js.c" < /dev/null \
   || die "building interpreters/js/c (js.so) failed"
 
 # ---------------------------------------------------------------- 6. test libraries

@@ -1,10 +1,10 @@
-//! The bundled Lua interpreter: a build through it needs no toolchain, no
-//! search path and no file but the WIT and the script. (That the bundled
+//! The bundled interpreters (Lua, JavaScript): a build through one needs no
+//! toolchain, no search path and no file but the WIT and the script. (That the bundled
 //! libraries are what the sources build is `interpreters/lua/tests/bundled.rs`.)
 
 mod common;
 
-use common::{componentize, failed, hello, lua, ok};
+use common::{componentize, failed, hello, js_hello, lua, ok, toolchain};
 use componentize::bundled::{BUNDLED_INTERPRETERS, pipeline_for};
 use componentize::{BundledInterpreter, Source};
 use componentize_testkit::{HostBuilder, run_command};
@@ -114,4 +114,51 @@ fn the_one_command_builds_with_the_bundled_lua_and_lists_it() {
             .unwrap(),
     );
     assert!(err.contains("no interpreter `python`"), "{err}");
+}
+
+#[test]
+fn the_one_command_builds_the_js_hello_byte_identically_and_both_runtimes_run_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = |out: &Path| {
+        // As on a machine with no toolchain, and with no stage cache: each
+        // build does all the work.
+        ok(&componentize()
+            .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+            .env("PATH", "")
+            .env_remove("TOOLCHAIN_DIR")
+            .env("CARGO_TARGET_DIR", dir.path().join("no-target"))
+            .args(["--interpreter", "js", "--no-cache", "-q", "--world"])
+            .arg(js_hello())
+            .arg("--init")
+            .arg(js_hello().join("app.js"))
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap());
+    };
+    let (first, second) = (dir.path().join("a.wasm"), dir.path().join("b.wasm"));
+    build(&first);
+    build(&second);
+    let bytes = std::fs::read(&first).unwrap();
+    assert!(
+        bytes == std::fs::read(&second).unwrap(),
+        "two builds differ"
+    );
+
+    let expected = "hello from JS\nargument: a.wasm\nargument: Ada\nargument: Grace\n";
+    let o = componentize()
+        .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+        .arg("run")
+        .arg(&first)
+        .args(["--", "Ada", "Grace"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o), expected);
+    let o = std::process::Command::new(toolchain("bin/wasmtime"))
+        .arg("run")
+        .arg(&first)
+        .args(["Ada", "Grace"])
+        .output()
+        .unwrap();
+    assert_eq!(ok(&o), expected);
 }

@@ -3,13 +3,16 @@
 //! 127.0.0.1: exact answers, many requests over concurrent keep-alive
 //! connections, a failing handler, the same answers under `wasmtime serve`
 //! and from a precompiled `.cwasm`,
-//! the body limits, a graceful shutdown, and the errors. Needs the toolchain
-//! build: `bash toolchain/build.sh`.
+//! the body limits, a graceful shutdown, and the errors. The JavaScript
+//! example (interpreters/js/examples/http, the same routes) answers as the
+//! Lua one does, under both hosts, and streams. Needs the toolchain build:
+//! `bash toolchain/build.sh`.
 
 mod common;
 
 use common::{
-    KillOnDrop, build_lua, cache, componentize, failed, hello, http_example, scratch, toolchain,
+    KillOnDrop, build_js, build_lua, cache, componentize, failed, hello, http_example,
+    js_http_example, scratch, toolchain,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -29,6 +32,17 @@ fn http_wasm() -> &'static Path {
             &out,
             &cache(),
         );
+        out
+    })
+}
+
+/// The JavaScript HTTP example, built once with the bundled interpreter.
+fn js_http_wasm() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let out = scratch().join("js-http.wasm");
+        let example = js_http_example();
+        build_js(&example, &example.join("app.js"), &out, &cache());
         out
     })
 }
@@ -99,13 +113,18 @@ impl Server {
         Server::start(command)
     }
 
-    /// `wasmtime serve` (the toolchain's CLI) on the example. The Lua
-    /// runtime's libc imports wasi:cli beyond the proxy world: `-S cli`.
+    /// `wasmtime serve` (the toolchain's CLI) on the example.
     fn wasmtime() -> Server {
+        Server::wasmtime_serving(http_wasm())
+    }
+
+    /// `wasmtime serve` on `component`. The interpreters' libc imports
+    /// wasi:cli beyond the proxy world: `-S cli`.
+    fn wasmtime_serving(component: &Path) -> Server {
         let mut command = Command::new(toolchain("bin/wasmtime"));
         command
             .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0"])
-            .arg(http_wasm());
+            .arg(component);
         Server::start(command)
     }
 
@@ -560,4 +579,97 @@ fn serve_loads_a_cwasm() {
     let reply = server.connect().get("/hello?name=cwasm");
     assert_eq!(reply.status, 200, "{}", server.stderr());
     assert_eq!(reply.text(), "hello, cwasm!\n");
+}
+
+#[test]
+fn the_js_example_answers_like_the_lua_one_under_both_hosts() {
+    let lua = Server::componentize(&[]);
+    let js = Server::componentize_serving(js_http_wasm(), &[]);
+    let js_wasmtime = Server::wasmtime_serving(js_http_wasm());
+    let mut clients = [lua.connect(), js.connect(), js_wasmtime.connect()];
+    let body = noise(1 << 20);
+    let requests: [Request; 9] = [
+        ("GET", "/hello?name=Ada", &[], b""),
+        ("GET", "/hello?name=J%C3%BCrgen&x=1", &[], b""),
+        ("GET", "/hello", &[], b""),
+        ("POST", "/echo", &[], &body),
+        ("POST", "/echo", &[], b""),
+        ("GET", "/headers", &[("X-B", "2"), ("x-a", "1")], b""),
+        ("GET", "/state", &[], b""),
+        ("GET", "/state", &[], b""),
+        ("GET", "/missing", &[], b""),
+    ];
+    for (method, path, headers, body) in requests {
+        let replies = clients
+            .each_mut()
+            .map(|client| client.send(method, path, headers, body));
+        let [expected, got @ ..] = &replies;
+        for (host, reply) in ["componentize serve", "wasmtime serve"].iter().zip(got) {
+            let what = format!("{method} {path} (JS, {host})");
+            assert_eq!(reply.status, expected.status, "{what}");
+            assert!(reply.body == expected.body, "{what}: {:?}", reply.text());
+            for name in ["content-type", "content-length", "x-body-length"] {
+                assert_eq!(reply.header(name), expected.header(name), "{what}: {name}");
+            }
+        }
+    }
+    assert_eq!(clients[1].get("/hello?name=Ada").text(), "hello, Ada!\n");
+
+    // A thrown error: 500 from both hosts, the JS stack on the server's
+    // stderr, and serving goes on.
+    assert_eq!(clients[1].get("/fail").status, 500);
+    assert_eq!(clients[2].get("/fail").status, 500);
+    let stderr = js.stderr_with("error: GET /fail: ");
+    assert!(
+        stderr.contains("Error: the /fail route always fails (GET /fail)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(app.js:"),
+        "the stack names the script: {stderr}"
+    );
+    assert_eq!(clients[1].get("/hello").status, 200);
+}
+
+#[test]
+fn a_js_generator_body_streams_in_chunks_under_both_hosts() {
+    let expected: String = (0..500).map(|i| format!("chunk {i} of 500\n")).collect();
+    for server in [
+        Server::componentize_serving(js_http_wasm(), &[]),
+        Server::wasmtime_serving(js_http_wasm()),
+    ] {
+        let reply = server.connect().get("/stream?count=500");
+        assert_eq!(reply.status, 200, "{}", server.stderr());
+        // No length known in advance: chunked coding, the body whole.
+        assert_eq!(reply.header("content-length"), None);
+        assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(reply.text(), expected);
+    }
+}
+
+#[test]
+fn js_requests_over_concurrent_connections_each_start_from_the_snapshot() {
+    let server = Server::componentize_serving(js_http_wasm(), &[]);
+    let connections: Vec<_> = (0..8)
+        .map(|c| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&addr);
+                for i in (c..120).step_by(8) {
+                    let reply = client.get(&format!("/hello?name=user{i}"));
+                    assert_eq!(reply.text(), format!("hello, user{i}!\n"));
+                    let reply = client.get("/state");
+                    assert_eq!(
+                        reply.text(),
+                        "init entries: 100, requests in this instance: 1\n",
+                        "request {i}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for connection in connections {
+        connection.join().unwrap();
+    }
+    assert!(!server.stderr().contains("error"), "{}", server.stderr());
 }

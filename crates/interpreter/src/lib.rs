@@ -38,6 +38,23 @@ pub struct BundledLibrary {
     pub bytes: &'static [u8],
 }
 
+/// The array of [`BundledLibrary`] for `(name, path)` pairs, each file
+/// embedded with `include_bytes!` (so `path` is relative to the file that
+/// uses the macro):
+///
+/// ```ignore
+/// pub const BUNDLED: [BundledLibrary; 2] = componentize_interpreter::bundled_libraries![
+///     ("js.so", "../bundled/js.so"),
+///     ("libc.so", "../bundled/libc.so"),
+/// ];
+/// ```
+#[macro_export]
+macro_rules! bundled_libraries {
+    ($(($name:expr, $path:literal)),* $(,)?) => {
+        [$($crate::BundledLibrary { name: $name, bytes: include_bytes!($path) }),*]
+    };
+}
+
 /// A shared library to link: its name (as other libraries' `needed` lists
 /// it) and where it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +92,11 @@ pub struct LocateError {
 
 impl fmt::Display for LocateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let missing: Vec<_> = self.missing.iter().map(|m| m.display().to_string()).collect();
+        let missing: Vec<_> = self
+            .missing
+            .iter()
+            .map(|m| m.display().to_string())
+            .collect();
         write!(
             f,
             "the {} binding is not built in {} (missing: {}); build it with `bash toolchain/build.sh`",
@@ -98,7 +119,10 @@ impl Binding {
 
     /// Uses the toolchain build in `dir` (the layout `toolchain/build.sh`
     /// makes: `lib/`, `sysroot/lib/wasm32-wasip2/`).
-    pub fn in_dir(layout: &'static Layout, dir: impl Into<PathBuf>) -> Result<Binding, LocateError> {
+    pub fn in_dir(
+        layout: &'static Layout,
+        dir: impl Into<PathBuf>,
+    ) -> Result<Binding, LocateError> {
         let dir = dir.into();
         let missing: Vec<PathBuf> = layout
             .libraries
@@ -124,7 +148,9 @@ impl Binding {
 
     /// The interpreter library. Link it before the bindings.
     pub fn interpreter(&self) -> Library {
-        self.libraries().next().expect("a layout names its interpreter first")
+        self.libraries()
+            .next()
+            .expect("a layout names its interpreter first")
     }
 
     /// What the interpreter needs, in link order after the bindings.
@@ -158,7 +184,10 @@ mod tests {
 
     const LAYOUT: Layout = Layout {
         language: "Test",
-        libraries: &[("test.so", "lib/test.so"), ("libc.so", "sysroot/lib/wasm32-wasip2/libc.so")],
+        libraries: &[
+            ("test.so", "lib/test.so"),
+            ("libc.so", "sysroot/lib/wasm32-wasip2/libc.so"),
+        ],
     };
 
     #[test]
@@ -186,7 +215,8 @@ mod tests {
     }
 
     fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("componentize-interpreter-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("componentize-interpreter-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }

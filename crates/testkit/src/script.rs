@@ -219,7 +219,13 @@ impl Run {
 
     /// Calls export `name` (in interface `iface`), which must trap, and
     /// checks that stderr has each of `expected`.
-    pub fn expect_trap(&mut self, iface: Option<&str>, name: &str, args: &[Val], expected: &[&str]) {
+    pub fn expect_trap(
+        &mut self,
+        iface: Option<&str>,
+        name: &str,
+        args: &[Val],
+        expected: &[&str],
+    ) {
         let got = crate::call_export(&mut self.store, &self.instance, iface, name, args);
         let stderr = self.stderr();
         match got {
@@ -227,7 +233,10 @@ impl Run {
             Err(e) => assert!(format!("{e:?}").contains("wasm trap"), "{e:?}"),
         }
         for text in expected {
-            assert!(stderr.contains(text), "{name}: no {text:?} in stderr:\n{stderr}");
+            assert!(
+                stderr.contains(text),
+                "{name}: no {text:?} in stderr:\n{stderr}"
+            );
         }
     }
 
@@ -612,6 +621,37 @@ impl Suite {
 /// The text of file `path`, or a panic.
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// Runs a conformance command (a snapshot whose `wasi:cli/run` runs every
+/// check, prints a line per failure and ends with `conformance: N passed,
+/// M failed`) with `args` and `host`, and asserts that nothing failed and
+/// at least `at_least` checks passed. Its stdout.
+pub fn check_conformance(
+    wasm: &[u8],
+    args: &[&str],
+    host: &mut HostBuilder,
+    at_least: usize,
+) -> String {
+    let run = crate::run_command(wasm, args, host).unwrap();
+    let stdout = run.output.stdout();
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        run.status.is_ok() && summary.ends_with(" passed, 0 failed"),
+        "{stdout}\nstderr: {}",
+        run.output.stderr()
+    );
+    let passed: usize = summary
+        .trim_start_matches("conformance: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a summary: {summary:?}"));
+    assert!(
+        passed >= at_least,
+        "{summary}: fewer than {at_least} checks ran"
+    );
+    stdout
 }
 
 /// Asserts that `bundled`, the libraries an interpreter crate embeds, are

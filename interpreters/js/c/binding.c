@@ -16,48 +16,11 @@
 /* Small helpers                                                           */
 /* ====================================================================== */
 
-static _Noreturn void jb_die(const char *fmt, ...) {
-  va_list ap;
-  fflush(stdout);
-  fputs(JB_NAME ": ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  fflush(stderr);
-  abort();
-}
-
-static void *jb_xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) jb_die("out of memory (%zu bytes)", n);
-  return p;
-}
-
-static char *jb_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = jb_xmalloc(n);
-  memcpy(p, s, n);
-  return p;
-}
-
-static char *jb_format(const char *fmt, ...) {
-  va_list ap, ap2;
-  va_start(ap, fmt);
-  va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *p = jb_xmalloc((size_t)n + 1);
-  vsnprintf(p, (size_t)n + 1, fmt, ap2);
-  va_end(ap2);
-  return p;
-}
-
 /* "foo-bar-baz" -> "fooBarBaz" (upper: "FooBarBaz"), as jco spells names.
  * An all-caps word stays as it is after its first letter ("get-URL" ->
  * "getURL"). */
 static char *jb_camel(const char *s, bool upper) {
-  char *p = jb_xmalloc(strlen(s) + 1), *q = p;
+  char *p = cz_xmalloc(strlen(s) + 1), *q = p;
   bool up = upper;
   for (; *s; s++) {
     if (*s == '-') {
@@ -74,37 +37,16 @@ static char *jb_camel(const char *s, bool upper) {
   return p;
 }
 
-static wit_type_t jb_resolve(wit_type_t ty) {
-  while (WIT_TYPE_KIND(ty) == WIT_TYPE_ALIAS) ty = JB.wit->aliases[WIT_TYPE_INDEX(ty)].ty;
-  return ty;
-}
-
-static bool jb_is_exported_resource(size_t index) {
-  return JB.wit->resources[index].new != NULL;
-}
-
 static void jb_vec_push(jb_vec *v, const void *item, size_t size) {
   if (v->n == v->cap) {
     size_t cap = v->cap ? v->cap * 2 : 16;
     void *p = realloc(v->p, cap * size);
-    if (!p) jb_die("out of memory");
+    if (!p) cz_die("out of memory");
     v->p = p;
     v->cap = cap;
   }
   memcpy((char *)v->p + v->n * size, item, size);
   v->n++;
-}
-
-void *cabi_realloc(void *ptr, size_t old_size, size_t align, size_t new_size) {
-  (void)old_size;
-  if (new_size == 0) {
-    if (ptr) free(ptr);
-    return (void *)align;
-  }
-  /* malloc's alignment (16) covers every canonical ABI alignment. */
-  void *p = realloc(ptr, new_size);
-  if (!p) jb_die("out of memory (cabi_realloc of %zu bytes)", new_size);
-  return p;
 }
 
 void wit_dylib_dealloc_bytes(void *vcx, void *ptr, size_t size, size_t align, bool defer) {
@@ -117,17 +59,10 @@ void wit_dylib_dealloc_bytes(void *vcx, void *ptr, size_t size, size_t align, bo
 /* The text of an exception: "Name: message" and, with_stack, the JS stack.
  * A SyntaxError starts with "file:line:column: ". Never throws. */
 static char *jb_error_text(JSContext *ctx, JSValueConst err, bool with_stack) {
-  const char *msg = NULL;
   char *out;
-  if (JS_IsError(err)) {
-    JSValue s = JS_ToString(ctx, err);
-    msg = JS_IsException(s) ? NULL : JS_ToCString(ctx, s);
-    JS_FreeValue(ctx, s);
-  } else {
-    JSValue s = JS_ToString(ctx, err);
-    msg = JS_IsException(s) ? NULL : JS_ToCString(ctx, s);
-    JS_FreeValue(ctx, s);
-  }
+  JSValue s = JS_ToString(ctx, err);
+  const char *msg = JS_IsException(s) ? NULL : JS_ToCString(ctx, s);
+  JS_FreeValue(ctx, s);
   if (!msg) {
     JSValue e = JS_GetException(ctx);
     JS_FreeValue(ctx, e);
@@ -146,7 +81,7 @@ static char *jb_error_text(JSContext *ctx, JSValueConst err, bool with_stack) {
       int32_t l = 0, c = 0;
       if (f && JS_IsNumber(line) && JS_ToInt32(ctx, &l, line) == 0) {
         if (JS_IsNumber(col)) JS_ToInt32(ctx, &c, col);
-        where = c > 0 ? jb_format("%s:%d:%d: ", f, l, c) : jb_format("%s:%d: ", f, l);
+        where = c > 0 ? cz_format("%s:%d:%d: ", f, l, c) : cz_format("%s:%d: ", f, l);
       }
       if (f) JS_FreeCString(ctx, f);
       JS_FreeValue(ctx, file);
@@ -160,7 +95,7 @@ static char *jb_error_text(JSContext *ctx, JSValueConst err, bool with_stack) {
         at += 3;
         size_t n = strcspn(at, "\n");
         while (n > 0 && at[n - 1] == ' ') n--;
-        where = jb_format("%.*s: ", (int)n, at);
+        where = cz_format("%.*s: ", (int)n, at);
       }
       if (sv) JS_FreeCString(ctx, sv);
       JS_FreeValue(ctx, st);
@@ -175,7 +110,7 @@ static char *jb_error_text(JSContext *ctx, JSValueConst err, bool with_stack) {
   }
   size_t sl = stack ? strlen(stack) : 0;
   while (sl > 0 && (stack[sl - 1] == '\n' || stack[sl - 1] == ' ')) sl--;
-  out = jb_format("%s%s%s%.*s", where ? where : "", text, sl ? "\n" : "", (int)sl, stack ? stack : "");
+  out = cz_format("%s%s%s%.*s", where ? where : "", text, sl ? "\n" : "", (int)sl, stack ? stack : "");
   free(where);
   if (stack) JS_FreeCString(ctx, stack);
   if (msg) JS_FreeCString(ctx, msg);
@@ -260,16 +195,12 @@ static const JSMallocFunctions JB_MALLOC = {
 /* Export naming                                                           */
 /* ====================================================================== */
 
-static bool jb_starts(const char *s, const char *prefix) {
-  return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /* "ns:pkg/my-api@1.0" -> "myApi". */
 static char *jb_iface_short(const char *key) {
   const char *s = strrchr(key, '/');
   s = s ? s + 1 : key;
   size_t n = strcspn(s, "@");
-  char *tmp = jb_xmalloc(n + 1);
+  char *tmp = cz_xmalloc(n + 1);
   memcpy(tmp, s, n);
   tmp[n] = 0;
   char *p = jb_camel(tmp, false);
@@ -280,39 +211,39 @@ static char *jb_iface_short(const char *key) {
 static void jb_exports_init(void) {
   const wit_t *w = JB.wit;
   size_t n = w->num_export_funcs;
-  JB.exports = jb_xmalloc((n ? n : 1) * sizeof(jb_export));
+  JB.exports = cz_xmalloc((n ? n : 1) * sizeof(jb_export));
   memset(JB.exports, 0, (n ? n : 1) * sizeof(jb_export));
   for (size_t i = 0; i < n; i++) {
     const wit_export_func_t *f = &w->export_funcs[i];
     jb_export *e = &JB.exports[i];
     e->iface = f->interface;
-    e->display = f->interface ? jb_format("%s#%s", f->interface, f->name) : jb_strdup(f->name);
+    e->display = f->interface ? cz_format("%s#%s", f->interface, f->name) : cz_strdup(f->name);
     if (f->interface && strcmp(f->interface, JB_INIT_INTERFACE) == 0 &&
         strcmp(f->name, JB_INIT_FUNCTION) == 0) {
       e->kind = JB_INIT;
       continue;
     }
     if (f->task_return)
-      jb_die("export %s is async; the JavaScript binding does not support async functions yet",
+      cz_die("export %s is async; the JavaScript binding does not support async functions yet",
              e->display);
     if (f->interface) {
       e->iface_short = jb_iface_short(f->interface);
       size_t vn = strcspn(f->interface, "@");
-      e->iface_unversioned = jb_xmalloc(vn + 1);
+      e->iface_unversioned = cz_xmalloc(vn + 1);
       memcpy(e->iface_unversioned, f->interface, vn);
       e->iface_unversioned[vn] = 0;
     }
     const char *name = f->name;
-    if (jb_starts(name, "[constructor]")) {
+    if (cz_starts(name, "[constructor]")) {
       e->kind = JB_CTOR;
       e->res = jb_camel(name + strlen("[constructor]"), true);
-      e->fn = jb_strdup("constructor");
-    } else if (jb_starts(name, "[method]") || jb_starts(name, "[static]")) {
-      bool method = jb_starts(name, "[method]");
+      e->fn = cz_strdup("constructor");
+    } else if (cz_starts(name, "[method]") || cz_starts(name, "[static]")) {
+      bool method = cz_starts(name, "[method]");
       const char *rest = name + strlen(method ? "[method]" : "[static]");
       const char *dot = strchr(rest, '.');
-      if (!dot) jb_die("malformed export name %s", name);
-      char *res = jb_xmalloc((size_t)(dot - rest) + 1);
+      if (!dot) cz_die("malformed export name %s", name);
+      char *res = cz_xmalloc((size_t)(dot - rest) + 1);
       memcpy(res, rest, (size_t)(dot - rest));
       res[dot - rest] = 0;
       e->kind = method ? JB_METHOD : JB_STATIC;
@@ -326,11 +257,11 @@ static void jb_exports_init(void) {
     const char *pre = e->iface_short ? e->iface_short : "";
     const char *dot = e->iface_short ? "." : "";
     switch (e->kind) {
-      case JB_FUNC: e->js_display = jb_format("%s%s%s", pre, dot, e->fn); break;
-      case JB_CTOR: e->js_display = jb_format("%s%s%s", pre, dot, e->res); break;
-      case JB_STATIC: e->js_display = jb_format("%s%s%s.%s", pre, dot, e->res, e->fn); break;
+      case JB_FUNC: e->js_display = cz_format("%s%s%s", pre, dot, e->fn); break;
+      case JB_CTOR: e->js_display = cz_format("%s%s%s", pre, dot, e->res); break;
+      case JB_STATIC: e->js_display = cz_format("%s%s%s.%s", pre, dot, e->res, e->fn); break;
       case JB_METHOD:
-        e->js_display = jb_format("%s%s%s.prototype.%s", pre, dot, e->res, e->fn);
+        e->js_display = cz_format("%s%s%s.prototype.%s", pre, dot, e->res, e->fn);
         break;
       case JB_INIT: break;
     }
@@ -405,7 +336,7 @@ static JSValue jb_get_export_fn(JSContext *ctx, size_t which, char *buf, size_t 
 /* After the module ran: every export must have its function. Returns NULL,
  * or the message listing everything missing. */
 static char *jb_check_exports(JSContext *ctx, const char *script) {
-  char *list = jb_strdup("");
+  char *list = cz_strdup("");
   size_t missing = 0;
   char buf[512];
   for (size_t i = 0; i < JB.wit->num_export_funcs; i++) {
@@ -419,7 +350,7 @@ static char *jb_check_exports(JSContext *ctx, const char *script) {
     const char *seen = strstr(list, buf);
     size_t bl = strlen(buf);
     if (seen && (seen[bl] == '\n' || seen[bl] == 0)) continue;
-    char *next = jb_format("%s\n  - %s", list, buf);
+    char *next = cz_format("%s\n  - %s", list, buf);
     free(list);
     list = next;
     missing++;
@@ -428,7 +359,7 @@ static char *jb_check_exports(JSContext *ctx, const char *script) {
     free(list);
     return NULL;
   }
-  char *msg = jb_format("%s: the module does not export what the world's exports need:%s", script, list);
+  char *msg = cz_format("%s: the module does not export what the world's exports need:%s", script, list);
   free(list);
   return msg;
 }
@@ -444,14 +375,14 @@ static char *jb_check_exports(JSContext *ctx, const char *script) {
  * module folders. */
 static char *jb_normalize(JSContext *ctx, const char *base, const char *name, void *opaque) {
   (void)opaque;
-  bool relative = jb_starts(name, "./") || jb_starts(name, "../");
+  bool relative = cz_starts(name, "./") || cz_starts(name, "../");
   size_t blen = 0;
   if (relative) {
     const char *slash = strrchr(base, '/');
     blen = slash ? (size_t)(slash - base) + 1 : 0;
   }
   size_t n = blen + strlen(name);
-  char *joined = jb_xmalloc(n + 1);
+  char *joined = cz_xmalloc(n + 1);
   memcpy(joined, base, blen);
   strcpy(joined + blen, name);
   if (!relative) {
@@ -499,7 +430,7 @@ static char *jb_read_file(const char *path, size_t *len) {
   if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;
-  char *buf = jb_xmalloc((size_t)st.st_size + 1);
+  char *buf = cz_xmalloc((size_t)st.st_size + 1);
   size_t n = fread(buf, 1, (size_t)st.st_size, f);
   fclose(f);
   buf[n] = 0;
@@ -531,7 +462,7 @@ static JSModuleDef *jb_load_module(JSContext *ctx, const char *name, void *opaqu
     const char *end = strchr(p, ':');
     size_t dl = end ? (size_t)(end - p) : strlen(p);
     for (size_t s = 0; s < sizeof suffixes / sizeof suffixes[0]; s++) {
-      char *path = jb_format("%.*s/%s%s", (int)dl, p, name, suffixes[s]);
+      char *path = cz_format("%.*s/%s%s", (int)dl, p, name, suffixes[s]);
       size_t len;
       char *src = jb_read_file(path, &len);
       free(path);
@@ -555,29 +486,29 @@ static JSModuleDef *jb_load_module(JSContext *ctx, const char *name, void *opaqu
 
 static void jb_types_init(JSContext *ctx) {
   const wit_t *w = JB.wit;
-  JB.record_atoms = jb_xmalloc((w->num_records + 1) * sizeof(JSAtom *));
+  JB.record_atoms = cz_xmalloc((w->num_records + 1) * sizeof(JSAtom *));
   for (size_t i = 0; i < w->num_records; i++) {
     const wit_record_t *r = &w->records[i];
-    JB.record_atoms[i] = jb_xmalloc((r->nfields + 1) * sizeof(JSAtom));
+    JB.record_atoms[i] = cz_xmalloc((r->nfields + 1) * sizeof(JSAtom));
     for (size_t j = 0; j < r->nfields; j++) {
       char *c = jb_camel(r->fields[j].name, false);
       JB.record_atoms[i][j] = JS_NewAtom(ctx, c);
       free(c);
     }
   }
-  JB.flag_atoms = jb_xmalloc((w->num_flags + 1) * sizeof(JSAtom *));
+  JB.flag_atoms = cz_xmalloc((w->num_flags + 1) * sizeof(JSAtom *));
   for (size_t i = 0; i < w->num_flags; i++) {
     const wit_flags_t *f = &w->flags[i];
-    JB.flag_atoms[i] = jb_xmalloc((f->nnames + 1) * sizeof(JSAtom));
+    JB.flag_atoms[i] = cz_xmalloc((f->nnames + 1) * sizeof(JSAtom));
     for (size_t j = 0; j < f->nnames; j++) {
       char *c = jb_camel(f->names[j], false);
       JB.flag_atoms[i][j] = JS_NewAtom(ctx, c);
       free(c);
     }
   }
-  JB.option_tagged = jb_xmalloc(w->num_options + 1);
+  JB.option_tagged = cz_xmalloc(w->num_options + 1);
   for (size_t i = 0; i < w->num_options; i++)
-    JB.option_tagged[i] = WIT_TYPE_KIND(jb_resolve(w->options[i].ty)) == WIT_TYPE_OPTION;
+    JB.option_tagged[i] = WIT_TYPE_KIND(cz_resolve(JB.wit, w->options[i].ty)) == WIT_TYPE_OPTION;
   JB.atom_tag = JS_NewAtom(ctx, "tag");
   JB.atom_val = JS_NewAtom(ctx, "val");
   JB.atom_payload = JS_NewAtom(ctx, "payload");
@@ -585,16 +516,16 @@ static void jb_types_init(JSContext *ctx) {
 
 void wit_dylib_initialize(const wit_t *wit) {
   if (wit->version < WIT_CURRENT_VERSION)
-    jb_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
+    cz_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
   for (size_t i = 0; i < wit->num_import_funcs; i++)
     if (wit->import_funcs[i].async_impl)
-      jb_die("import %s%s%s is async; the JavaScript binding does not support async functions yet",
+      cz_die("import %s%s%s is async; the JavaScript binding does not support async functions yet",
              wit->import_funcs[i].interface ? wit->import_funcs[i].interface : "",
              wit->import_funcs[i].interface ? "#" : "", wit->import_funcs[i].name);
   JB.wit = wit;
   JB.zero_freed = true;
   JB.rt = JS_NewRuntime2(&JB_MALLOC, NULL);
-  if (!JB.rt) jb_die("cannot create the QuickJS runtime");
+  if (!JB.rt) cz_die("cannot create the QuickJS runtime");
   /* QuickJS's own stack check reads the frame address, which in wasm does
    * not see the engine's native stack, where the interpreter's frames are:
    * deep recursion ends when that stack is exhausted, as a trap. (The
@@ -602,7 +533,7 @@ void wit_dylib_initialize(const wit_t *wit) {
    * in memory, so an overflow leaves the memory and traps.) */
   JS_SetMaxStackSize(JB.rt, 0);
   JB.ctx = JS_NewContext(JB.rt);
-  if (!JB.ctx) jb_die("cannot create the QuickJS context");
+  if (!JB.ctx) cz_die("cannot create the QuickJS context");
   JB.ns = JS_UNDEFINED;
   JS_SetModuleLoaderFunc(JB.rt, jb_normalize, jb_load_module, NULL);
   jb_types_init(JB.ctx);
@@ -619,8 +550,8 @@ void wit_dylib_initialize(const wit_t *wit) {
 /* Evaluates the script; returns NULL or the error message. */
 static char *jb_init_script(JSContext *ctx, const char *name, const char *src, size_t len) {
   const char *dirs = getenv("COMPONENTIZE_MODULE_PATH");
-  JB.module_dirs = dirs && *dirs ? jb_strdup(dirs) : NULL;
-  char *copy = jb_xmalloc(len + 1); /* JS_Eval wants a NUL after the source */
+  JB.module_dirs = dirs && *dirs ? cz_strdup(dirs) : NULL;
+  char *copy = cz_xmalloc(len + 1); /* JS_Eval wants a NUL after the source */
   memcpy(copy, src, len);
   copy[len] = 0;
   JSValue fn = JS_Eval(ctx, copy, len, name, JS_EVAL_TYPE_MODULE | JS_EVAL_FLAG_COMPILE_ONLY);
@@ -630,6 +561,13 @@ static char *jb_init_script(JSContext *ctx, const char *name, const char *src, s
     JSValue e = JS_GetException(ctx);
     err = jb_error_text(ctx, e, true);
     JS_FreeValue(ctx, e);
+    /* Errors found after parsing (an undefined private field) carry no
+     * position: name the file at least. */
+    if (strncmp(err, name, strlen(name)) != 0) {
+      char *named = cz_format("%s: %s", name, err);
+      free(err);
+      err = named;
+    }
     return err;
   }
   JSModuleDef *m = JS_VALUE_GET_PTR(fn);
@@ -651,7 +589,7 @@ static char *jb_init_script(JSContext *ctx, const char *name, const char *src, s
       break;
     }
     case JS_PROMISE_PENDING:
-      err = jb_format("%s: the module's top-level await never settled (it waits for something "
+      err = cz_format("%s: the module's top-level await never settled (it waits for something "
                       "that cannot happen during init)",
                       name);
       break;
@@ -678,7 +616,7 @@ static void jb_run_init(jb_cx *cx) {
   JSValue name = jb_pop(cx);
   char *err;
   if (JB.loaded) {
-    err = jb_strdup("the JavaScript module was already initialized");
+    err = cz_strdup("the JavaScript module was already initialized");
   } else {
     const char *n = JS_ToCString(ctx, name);
     size_t len;
@@ -717,7 +655,7 @@ static void jb_run_init(jb_cx *cx) {
 /* ====================================================================== */
 
 void *wit_dylib_export_start(size_t which) {
-  if (JB.in_export) jb_die("export %s called while another export runs", JB.exports[which].display);
+  if (JB.in_export) cz_die("export %s called while another export runs", JB.exports[which].display);
   JB.in_export = true;
   return &JB.export_cx;
 }
@@ -728,10 +666,10 @@ void *wit_dylib_export_start(size_t which) {
 static JSValue jb_export_error(JSContext *ctx, size_t which, JSValue err) {
   const wit_export_func_t *f = &JB.wit->export_funcs[which];
   const jb_export *e = &JB.exports[which];
-  wit_type_t rt = JB_NONE(f->result) ? f->result : jb_resolve(f->result);
+  wit_type_t rt = JB_NONE(f->result) ? f->result : cz_resolve(JB.wit, f->result);
   if (WIT_TYPE_KIND(rt) == WIT_TYPE_RESULT) {
     const wit_result_t *r = &JB.wit->results[WIT_TYPE_INDEX(rt)];
-    wit_type_t et = JB_NONE(r->err) ? r->err : jb_resolve(r->err);
+    wit_type_t et = JB_NONE(r->err) ? r->err : cz_resolve(JB.wit, r->err);
     /* A ComponentError carries the payload; any other value is the payload. */
     JSValue payload = JS_DupValue(ctx, err);
     if (JS_IsInstanceOf(ctx, err, JB.component_error) > 0) {
@@ -756,7 +694,7 @@ static JSValue jb_export_error(JSContext *ctx, size_t which, JSValue err) {
     }
     if (JB_NONE(et)) {
       char *t = jb_error_text(ctx, err, true);
-      fprintf(stderr, "%s: error in export %s (JS `%s`): %s\n", JB_NAME, e->display, e->js_display, t);
+      fprintf(stderr, "%s: error in export %s (JS `%s`): %s\n", CZ_LIBRARY_NAME, e->display, e->js_display, t);
       fflush(stderr);
       free(t);
       JS_FreeValue(ctx, payload);
@@ -766,11 +704,11 @@ static JSValue jb_export_error(JSContext *ctx, size_t which, JSValue err) {
     JS_FreeValue(ctx, out);
     JS_FreeValue(ctx, payload);
     char *t = jb_error_text(ctx, err, true);
-    jb_die("export %s (JS `%s`) threw a value that is not its error type (%s): %s\n%s", e->display,
+    cz_die("export %s (JS `%s`) threw a value that is not its error type (%s): %s\n%s", e->display,
            e->js_display, JB_ERR, t, "throw a value of the WIT error type, or a ComponentError carrying one");
   }
   char *t = jb_error_text(ctx, err, true);
-  jb_die("error in export %s (JS `%s`): %s", e->display, e->js_display, t);
+  cz_die("error in export %s (JS `%s`): %s", e->display, e->js_display, t);
 }
 
 void wit_dylib_export_call(void *vcx, size_t which) {
@@ -782,14 +720,14 @@ void wit_dylib_export_call(void *vcx, size_t which) {
     jb_run_init(cx);
     return;
   }
-  if (!JB.loaded) jb_die("export %s called before the init export ran the script", e->display);
+  if (!JB.loaded) cz_die("export %s called before the init export ran the script", e->display);
   /* Arguments: the first was pushed first. */
   size_t nargs = f->nparams;
-  JSValue *args = jb_xmalloc((nargs + 1) * sizeof(JSValue));
+  JSValue *args = cz_xmalloc((nargs + 1) * sizeof(JSValue));
   for (size_t i = nargs; i-- > 0;) args[i] = jb_pop(cx);
   char buf[512];
   JSValue fn = jb_get_export_fn(ctx, which, buf, sizeof buf);
-  if (JS_IsUndefined(fn)) jb_die("%s", buf);
+  if (JS_IsUndefined(fn)) cz_die("%s", buf);
   JSValue ret;
   switch (e->kind) {
     case JB_CTOR: ret = JS_CallConstructor(ctx, fn, (int)nargs, args); break;
@@ -808,7 +746,7 @@ void wit_dylib_export_call(void *vcx, size_t which) {
       case JS_PROMISE_FULFILLED: ret = JS_PromiseResult(ctx, p); break;
       case JS_PROMISE_REJECTED: ret = JS_Throw(ctx, JS_PromiseResult(ctx, p)); break;
       default:
-        jb_die("export %s (JS `%s`) returned a promise that did not settle: the export is "
+        cz_die("export %s (JS `%s`) returned a promise that did not settle: the export is "
                "synchronous in the world, so it cannot wait for the host",
                e->display, e->js_display);
     }
@@ -828,7 +766,7 @@ void wit_dylib_export_call(void *vcx, size_t which) {
     return;
   }
   /* A result: the returned value is `ok`. */
-  wit_type_t rt = jb_resolve(f->result);
+  wit_type_t rt = cz_resolve(JB.wit, f->result);
   if (WIT_TYPE_KIND(rt) == WIT_TYPE_RESULT) {
     JSValue ok = JS_NewObject(ctx);
     JS_SetProperty(ctx, ok, JB.atom_tag, JS_NewString(ctx, "ok"));
@@ -837,7 +775,7 @@ void wit_dylib_export_call(void *vcx, size_t which) {
   }
   jb_path p = {.label = "result"};
   if (!jb_check(ctx, ret, rt, &p))
-    jb_die("export %s (JS `%s`) returned a value that does not match its WIT type: %s", e->display,
+    cz_die("export %s (JS `%s`) returned a value that does not match its WIT type: %s", e->display,
            e->js_display, JB_ERR);
   jb_push(cx, ret);
 }
@@ -850,12 +788,12 @@ void wit_dylib_export_finish(void *vcx, size_t which) {
 
 uint32_t wit_dylib_export_async_call(void *cx, size_t which) {
   (void)cx;
-  jb_die("export %s is async; the JavaScript binding does not support async functions yet",
+  cz_die("export %s is async; the JavaScript binding does not support async functions yet",
          JB.exports[which].display);
 }
 
 uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which) {
   (void)event, (void)p1, (void)p2;
-  jb_die("export %s is async; the JavaScript binding does not support async functions yet",
+  cz_die("export %s is async; the JavaScript binding does not support async functions yet",
          JB.exports[which].display);
 }

@@ -20,15 +20,8 @@
 #ifndef JS_BINDING_H
 #define JS_BINDING_H
 
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "componentize.h"
+#define CZ_LIBRARY_NAME "js.so"
+#include "binding_support.h"
 #include "quickjs.h"
 
 /* The interface the init stage adds to every world. */
@@ -39,7 +32,6 @@
 /* The built-in HTTP helper module (http.js). */
 #define JB_HTTP_MODULE "componentize:http"
 /* What messages call this library. */
-#define JB_NAME "js.so"
 
 /* An absent type (no result, no payload): kind WIT_TYPE_EMPTY, all bits set. */
 #define JB_NONE(ty) (WIT_TYPE_KIND(ty) == WIT_TYPE_EMPTY)
@@ -121,13 +113,7 @@ static jb_state JB;
 
 /* ---- shared helpers (binding.c) ----------------------------------------- */
 
-static _Noreturn void jb_die(const char *fmt, ...);
-static void *jb_xmalloc(size_t n);
-static char *jb_strdup(const char *s);
-static char *jb_format(const char *fmt, ...);
 static char *jb_camel(const char *s, bool upper);
-static wit_type_t jb_resolve(wit_type_t ty);
-static bool jb_is_exported_resource(size_t index);
 static void jb_vec_push(jb_vec *v, const void *item, size_t size);
 static char *jb_error_text(JSContext *ctx, JSValueConst err, bool with_stack);
 static void jb_run_jobs(void);

@@ -82,7 +82,7 @@ static JSValue jb_native_decode(JSContext *ctx, JSValueConst this_val, int argc,
   }
   if (i == n) return JS_NewStringLen(ctx, (const char *)b, n);
   if (fatal) return JS_ThrowTypeError(ctx, "The encoded data was not valid for encoding utf-8");
-  char *out = jb_xmalloc(n * 3 + 1);
+  char *out = cz_xmalloc(n * 3 + 1);
   size_t o = 0;
   for (i = 0; i < n;) {
     size_t l = jb_utf8_seq(b + i, n - i);
@@ -154,12 +154,12 @@ static void jb_globals_init(JSContext *ctx) {
   JSValue fn = JS_Eval(ctx, JB_PRELUDE, sizeof JB_PRELUDE - 1, "componentize:prelude", JS_EVAL_TYPE_GLOBAL);
   if (JS_IsException(fn)) {
     JSValue e = JS_GetException(ctx);
-    jb_die("prelude.js: %s", jb_error_text(ctx, e, true));
+    cz_die("prelude.js: %s", jb_error_text(ctx, e, true));
   }
   JSValue r = JS_Call(ctx, fn, JS_UNDEFINED, 1, (JSValueConst *)&natives);
   if (JS_IsException(r)) {
     JSValue e = JS_GetException(ctx);
-    jb_die("prelude.js: %s", jb_error_text(ctx, e, true));
+    cz_die("prelude.js: %s", jb_error_text(ctx, e, true));
   }
   JB.component_error = JS_GetPropertyStr(ctx, global, "ComponentError");
   JS_FreeValue(ctx, r);

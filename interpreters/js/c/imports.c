@@ -46,9 +46,9 @@ static size_t jb_find_resource(const char *iface, const char *name) {
   for (size_t i = 0; i < w->num_resources; i++) {
     const wit_resource_t *r = &w->resources[i];
     bool same_iface = (!iface && !r->interface) || (iface && r->interface && strcmp(iface, r->interface) == 0);
-    if (same_iface && strcmp(r->name, name) == 0 && !jb_is_exported_resource(i)) return i;
+    if (same_iface && strcmp(r->name, name) == 0 && !cz_is_exported_resource(JB.wit, i)) return i;
   }
-  jb_die("import of unknown resource %s in %s", name, iface ? iface : "the world");
+  cz_die("import of unknown resource %s in %s", name, iface ? iface : "the world");
 }
 
 /* The result of an import call, from its result value: `ok` is returned,
@@ -105,7 +105,7 @@ static JSValue jb_call_import(JSContext *ctx, JSValueConst this_val, int argc, J
   if (!JB_NONE(f->result)) ret = jb_pop(&cx);
   jb_cx_release(&cx);
   free(cx.stack.p), free(cx.cstrings.p), free(cx.held.p), free(cx.deferred.p);
-  if (!JB_NONE(f->result) && WIT_TYPE_KIND(jb_resolve(f->result)) == WIT_TYPE_RESULT)
+  if (!JB_NONE(f->result) && WIT_TYPE_KIND(cz_resolve(JB.wit, f->result)) == WIT_TYPE_RESULT)
     return jb_unwrap_result(ctx, ret);
   return ret;
 }
@@ -114,7 +114,7 @@ static void jb_imports_init(JSContext *ctx) {
   const wit_t *w = JB.wit;
   /* Resource classes first, so a module lists every imported resource. */
   for (size_t i = 0; i < w->num_resources; i++) {
-    if (jb_is_exported_resource(i)) continue;
+    if (cz_is_exported_resource(JB.wit, i)) continue;
     jb_module *m = jb_module_for(w->resources[i].interface);
     (void)m;
   }
@@ -135,7 +135,7 @@ static void jb_imports_init(JSContext *ctx) {
       bool method = name[1] == 'm';
       const char *rest = name + 8;
       const char *dot = strchr(rest, '.');
-      if (!dot) jb_die("malformed import name %s", name);
+      if (!dot) cz_die("malformed import name %s", name);
       char res[256];
       snprintf(res, sizeof res, "%.*s", (int)(dot - rest), rest);
       size_t r = jb_find_resource(f->interface, res);
@@ -168,7 +168,7 @@ static void jb_imports_init(JSContext *ctx) {
     free(fn);
   }
   for (size_t i = 0; i < w->num_resources; i++) {
-    if (jb_is_exported_resource(i)) continue;
+    if (cz_is_exported_resource(JB.wit, i)) continue;
     jb_module_add(jb_module_for(w->resources[i].interface), jb_camel(w->resources[i].name, true),
                   JS_DupValue(ctx, JB.res_ctor[i]));
   }
@@ -181,7 +181,7 @@ static void jb_imports_init(JSContext *ctx) {
     for (size_t j = 0; j < JB_MODULES.n && unique; j++)
       unique = j == k || strncmp(ms[j].name, ms[k].name, n) != 0 || (ms[j].name[n] != '@' && ms[j].name[n] != 0);
     if (!unique) continue;
-    ms[k].unversioned = jb_xmalloc(n + 1);
+    ms[k].unversioned = cz_xmalloc(n + 1);
     memcpy(ms[k].unversioned, ms[k].name, n);
     ms[k].unversioned[n] = 0;
   }

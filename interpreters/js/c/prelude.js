@@ -19,7 +19,13 @@
   define(globalThis, "ComponentError", ComponentError);
 
   // ---- console: a small inspector in the spirit of Node's util.inspect.
-  const quote = (s) => JSON.stringify(s);
+  // Single quotes as Node prints them, double when the text has a single
+  // quote and no double one.
+  const quote = (s) => {
+    const escaped = JSON.stringify(s);
+    if (s.includes("'") && !s.includes('"')) return escaped;
+    return `'${escaped.slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'")}'`;
+  };
   const keyText = (k) => (/^[A-Za-z_$][\w$]*$/.test(k) ? k : quote(k));
   function inspect(v, depth, seen) {
     switch (typeof v) {

@@ -29,8 +29,8 @@ static jb_res *jb_get_res(JSValueConst v, size_t index) {
 
 static JSValue jb_new_imported(JSContext *ctx, size_t index, uint32_t handle, int state) {
   JSValue obj = JS_NewObjectProtoClass(ctx, JB.res_proto[index], JB.res_class[index]);
-  if (JS_IsException(obj)) jb_die("out of memory (a resource object)");
-  jb_res *r = jb_xmalloc(sizeof *r);
+  if (JS_IsException(obj)) cz_die("out of memory (a resource object)");
+  jb_res *r = cz_xmalloc(sizeof *r);
   r->handle = handle;
   r->index = (uint32_t)index;
   r->state = state;
@@ -62,9 +62,9 @@ static JSValue jb_res_no_ctor(JSContext *ctx, JSValueConst this_val, int argc, J
 static void jb_resources_init(JSContext *ctx) {
   const wit_t *w = JB.wit;
   size_t n = w->num_resources;
-  JB.res_class = jb_xmalloc((n + 1) * sizeof(JSClassID));
-  JB.res_proto = jb_xmalloc((n + 1) * sizeof(JSValue));
-  JB.res_ctor = jb_xmalloc((n + 1) * sizeof(JSValue));
+  JB.res_class = cz_xmalloc((n + 1) * sizeof(JSClassID));
+  JB.res_proto = cz_xmalloc((n + 1) * sizeof(JSValue));
+  JB.res_ctor = cz_xmalloc((n + 1) * sizeof(JSValue));
   JSValue global = JS_GetGlobalObject(ctx);
   JSValue symbol = JS_GetPropertyStr(ctx, global, "Symbol");
   JSValue dispose = JS_GetPropertyStr(ctx, symbol, "dispose");
@@ -76,11 +76,11 @@ static void jb_resources_init(JSContext *ctx) {
     JB.res_class[i] = 0;
     JB.res_proto[i] = JS_UNDEFINED;
     JB.res_ctor[i] = JS_UNDEFINED;
-    if (jb_is_exported_resource(i)) continue;
+    if (cz_is_exported_resource(JB.wit, i)) continue;
     char *cname = jb_camel(w->resources[i].name, true);
     JSClassDef def = {.class_name = cname, .finalizer = jb_res_finalizer};
     JS_NewClassID(JB.rt, &JB.res_class[i]);
-    if (JS_NewClass(JB.rt, JB.res_class[i], &def) < 0) jb_die("cannot register the class of resource %s", cname);
+    if (JS_NewClass(JB.rt, JB.res_class[i], &def) < 0) cz_die("cannot register the class of resource %s", cname);
     JSValue proto = JS_NewObject(ctx);
     JS_DefinePropertyValue(ctx, proto, JB.atom_dispose,
                            JS_NewCFunctionMagic(ctx, jb_res_dispose, "[Symbol.dispose]", 0, JS_CFUNC_generic_magic, (int)i),
@@ -122,7 +122,7 @@ static uint32_t jb_rep_for(JSContext *ctx, JSValueConst obj) {
     if (JB.nreps + 1 >= JB.capreps) {
       uint32_t cap = JB.capreps ? JB.capreps * 2 : 64;
       JSValue *p = realloc(JB.reps, cap * sizeof(JSValue));
-      if (!p) jb_die("out of memory (resource table)");
+      if (!p) cz_die("out of memory (resource table)");
       JB.reps = p;
       JB.capreps = cap;
     }
@@ -135,14 +135,14 @@ static uint32_t jb_rep_for(JSContext *ctx, JSValueConst obj) {
 /* The object of `rep` (a new reference). */
 static JSValue jb_take_rep(JSContext *ctx, uint32_t rep, bool drop) {
   (void)drop;
-  if (rep == 0 || rep > JB.nreps || !JS_IsObject(JB.reps[rep])) jb_die("internal error: unknown resource rep %u", rep);
+  if (rep == 0 || rep > JB.nreps || !JS_IsObject(JB.reps[rep])) cz_die("internal error: unknown resource rep %u", rep);
   return JS_DupValue(ctx, JB.reps[rep]);
 }
 
 void wit_dylib_resource_dtor(size_t ty, size_t rep_) {
   JSContext *ctx = JB.ctx;
   uint32_t rep = (uint32_t)rep_;
-  if (rep == 0 || rep > JB.nreps || !JS_IsObject(JB.reps[rep])) jb_die("internal error: dtor of unknown rep %u", rep);
+  if (rep == 0 || rep > JB.nreps || !JS_IsObject(JB.reps[rep])) cz_die("internal error: dtor of unknown rep %u", rep);
   JSValue obj = JB.reps[rep];
   JB.reps[rep] = JS_NewInt32(ctx, (int32_t)JB.free_rep);
   JB.free_rep = rep;
@@ -158,7 +158,7 @@ void wit_dylib_resource_dtor(size_t ty, size_t rep_) {
       if (JS_IsException(r)) {
         JSValue e = JS_GetException(ctx);
         char *t = jb_error_text(ctx, e, true);
-        fprintf(stderr, "%s: [Symbol.dispose] of a %s threw: %s\n", JB_NAME, JB.wit->resources[ty].name, t);
+        fprintf(stderr, "%s: [Symbol.dispose] of a %s threw: %s\n", CZ_LIBRARY_NAME, JB.wit->resources[ty].name, t);
         fflush(stderr);
         free(t);
         JS_FreeValue(ctx, e);

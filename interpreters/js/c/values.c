@@ -26,12 +26,12 @@ static void jb_push(jb_cx *cx, JSValue v) {
 }
 
 static JSValue jb_pop(jb_cx *cx) {
-  if (cx->stack.n == 0) jb_die("internal error: pop from an empty value stack");
+  if (cx->stack.n == 0) cz_die("internal error: pop from an empty value stack");
   return ((JSValue *)cx->stack.p)[--cx->stack.n];
 }
 
 static JSValue *jb_top(jb_cx *cx) {
-  if (cx->stack.n == 0) jb_die("internal error: the value stack is empty");
+  if (cx->stack.n == 0) cz_die("internal error: the value stack is empty");
   return &((JSValue *)cx->stack.p)[cx->stack.n - 1];
 }
 
@@ -51,7 +51,7 @@ static void jb_cx_release(jb_cx *cx) {
 static void jb_type_name(wit_type_t ty, char *buf, size_t len) {
   static const char *const prim[] = {"u8",  "u16",  "u32",  "u64", "s8",     "s16", "s32",
                                      "s64", "bool", "char", "f32", "f64", "string"};
-  ty = jb_resolve(ty);
+  ty = cz_resolve(JB.wit, ty);
   size_t k = WIT_TYPE_KIND(ty), i = WIT_TYPE_INDEX(ty);
   const wit_t *w = JB.wit;
   const char *name = NULL;
@@ -184,53 +184,6 @@ static bool jb_check_big(JSContext *ctx, JSValueConst v, bool is_signed, const j
   return jb_fail(ctx, p, v, is_signed ? "s64 (a BigInt)" : "u64 (a BigInt)");
 }
 
-/* Decodes one code point of UTF-16 text; JS strings are read through
- * JS_ToCStringLen, which gives (WTF-)8: a lone surrogate is 0xED 0xA0..0xBF. */
-static bool jb_utf8_one(const char *s, size_t len, uint32_t *cp) {
-  const unsigned char *u = (const unsigned char *)s;
-  if (len == 1 && u[0] < 0x80) {
-    *cp = u[0];
-    return true;
-  }
-  if (len == 2 && (u[0] & 0xe0) == 0xc0) {
-    *cp = ((uint32_t)(u[0] & 0x1f) << 6) | (u[1] & 0x3f);
-    return true;
-  }
-  if (len == 3 && (u[0] & 0xf0) == 0xe0) {
-    *cp = ((uint32_t)(u[0] & 0x0f) << 12) | ((uint32_t)(u[1] & 0x3f) << 6) | (u[2] & 0x3f);
-    return *cp < 0xd800 || *cp > 0xdfff;
-  }
-  if (len == 4 && (u[0] & 0xf8) == 0xf0) {
-    *cp = ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3f) << 12) |
-          ((uint32_t)(u[2] & 0x3f) << 6) | (u[3] & 0x3f);
-    return true;
-  }
-  return false;
-}
-
-static size_t jb_utf8_encode(uint32_t cp, char *out) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xc0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3f));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xe0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[2] = (char)(0x80 | (cp & 0x3f));
-    return 3;
-  }
-  out[0] = (char)(0xf0 | (cp >> 18));
-  out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-  out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-  out[3] = (char)(0x80 | (cp & 0x3f));
-  return 4;
-}
-
 /* Index of the case named `s` (its WIT name, or lowerCamelCase) among
  * `n` names, or -1. */
 static int64_t jb_find_name(const char *s, size_t n, const char *(*name_at)(size_t, size_t), size_t ty) {
@@ -285,7 +238,7 @@ static const char *jb_some_none(size_t ty, size_t i) {
 
 /* The typed array class that holds list<T> of a number type, or -1. */
 static int jb_typed_kind(wit_type_t et) {
-  switch (WIT_TYPE_KIND(jb_resolve(et))) {
+  switch (WIT_TYPE_KIND(cz_resolve(JB.wit, et))) {
     case WIT_TYPE_U8: return JS_TYPED_ARRAY_UINT8;
     case WIT_TYPE_S8: return JS_TYPED_ARRAY_INT8;
     case WIT_TYPE_U16: return JS_TYPED_ARRAY_UINT16;
@@ -318,7 +271,7 @@ static JSValue jb_map_entries(JSContext *ctx, JSValueConst map) {
 }
 
 static bool jb_check(JSContext *ctx, JSValueConst v, wit_type_t ty, const jb_path *p) {
-  ty = jb_resolve(ty);
+  ty = cz_resolve(JB.wit, ty);
   size_t i = WIT_TYPE_INDEX(ty);
   const wit_t *w = JB.wit;
   switch (WIT_TYPE_KIND(ty)) {
@@ -339,7 +292,7 @@ static bool jb_check(JSContext *ctx, JSValueConst v, wit_type_t ty, const jb_pat
       size_t len;
       const char *s = JS_ToCStringLen(ctx, &len, v);
       uint32_t cp;
-      bool ok = s && jb_utf8_one(s, len, &cp);
+      bool ok = s && cz_utf8_one(s, len, &cp);
       if (s) JS_FreeCString(ctx, s);
       return ok || jb_fail(ctx, p, v, "char (a string of one Unicode scalar value)");
     }
@@ -515,7 +468,7 @@ static bool jb_check(JSContext *ctx, JSValueConst v, wit_type_t ty, const jb_pat
       bool own = WIT_TYPE_KIND(ty) == WIT_TYPE_OWN;
       const char *rname = w->resources[i].name;
       char exp[160];
-      if (jb_is_exported_resource(i)) {
+      if (cz_is_exported_resource(JB.wit, i)) {
         snprintf(exp, sizeof exp, "%s<%s> (an object of the script's class)", own ? "own" : "borrow", rname);
         return JS_IsObject(v) || jb_fail(ctx, p, v, exp);
       }
@@ -554,7 +507,7 @@ void wit_dylib_push_bool(void *cx, bool v) { jb_push(cx, JS_NewBool(JB.ctx, v));
 
 void wit_dylib_push_char(void *cx, uint32_t v) {
   char buf[4];
-  jb_push(cx, JS_NewStringLen(JB.ctx, buf, jb_utf8_encode(v, buf)));
+  jb_push(cx, JS_NewStringLen(JB.ctx, buf, cz_utf8_encode(v, buf)));
 }
 
 void wit_dylib_push_u8(void *cx, uint8_t v) { jb_push(cx, JS_NewInt32(JB.ctx, v)); }
@@ -670,12 +623,12 @@ bool wit_dylib_push_list(void *cx, size_t ty, uint8_t *bytes, size_t len) {
     JSValue args[1] = {buf};
     JSValue arr = JS_NewTypedArray(ctx, 1, args, (JSTypedArrayEnum)tk);
     JS_FreeValue(ctx, buf);
-    if (JS_IsException(arr)) jb_die("cannot make a %s of %zu elements", JB_TYPED_NAMES[tk], len);
+    if (JS_IsException(arr)) cz_die("cannot make a %s of %zu elements", JB_TYPED_NAMES[tk], len);
     jb_push(cx, arr);
     return true;
   }
-  if (WIT_TYPE_KIND(jb_resolve(et)) == WIT_TYPE_BOOL) {
-    JSValue *items = jb_xmalloc((len + 1) * sizeof(JSValue));
+  if (WIT_TYPE_KIND(cz_resolve(JB.wit, et)) == WIT_TYPE_BOOL) {
+    JSValue *items = cz_xmalloc((len + 1) * sizeof(JSValue));
     for (size_t i = 0; i < len; i++) items[i] = JS_NewBool(ctx, bytes[i] != 0);
     jb_push(cx, JS_NewArrayFrom(ctx, (int)len, items));
     free(items);
@@ -722,7 +675,7 @@ void wit_dylib_map_append(void *vcx, size_t ty) {
 }
 
 void wit_dylib_push_borrow(void *cx, size_t ty, uint32_t handle) {
-  if (jb_is_exported_resource(ty)) {
+  if (cz_is_exported_resource(JB.wit, ty)) {
     /* The handle is the rep of one of the script's objects. */
     jb_push(cx, jb_take_rep(JB.ctx, handle, false));
     return;
@@ -733,7 +686,7 @@ void wit_dylib_push_borrow(void *cx, size_t ty, uint32_t handle) {
 }
 
 void wit_dylib_push_own(void *cx, size_t ty, uint32_t handle) {
-  if (jb_is_exported_resource(ty)) {
+  if (cz_is_exported_resource(JB.wit, ty)) {
     /* One of our own objects comes back: it is the script's again. */
     uint32_t rep = (uint32_t)JB.wit->resources[ty].rep(handle);
     JSValue obj = jb_take_rep(JB.ctx, rep, false);
@@ -748,12 +701,12 @@ void wit_dylib_push_own(void *cx, size_t ty, uint32_t handle) {
 
 void wit_dylib_push_future(void *cx, size_t ty, uint32_t handle) {
   (void)cx, (void)ty, (void)handle;
-  jb_die("futures are not supported by the JavaScript binding yet");
+  cz_die("futures are not supported by the JavaScript binding yet");
 }
 
 void wit_dylib_push_stream(void *cx, size_t ty, uint32_t handle) {
   (void)cx, (void)ty, (void)handle;
-  jb_die("streams are not supported by the JavaScript binding yet");
+  cz_die("streams are not supported by the JavaScript binding yet");
 }
 
 /* ====================================================================== */
@@ -783,20 +736,9 @@ int32_t wit_dylib_pop_s32(void *cx) { return (int32_t)jb_pop_number(cx); }
 float wit_dylib_pop_f32(void *cx) { return (float)jb_pop_number(cx); }
 double wit_dylib_pop_f64(void *cx) { return jb_pop_number(cx); }
 
-uint64_t wit_dylib_pop_u64(void *cx) {
-  JSValue v = jb_pop(cx);
-  uint64_t u = 0;
-  if (JS_IsBigInt(v)) JS_ToBigUint64(JB.ctx, &u, v);
-  else {
-    double d;
-    JS_ToFloat64(JB.ctx, &d, v);
-    u = (uint64_t)d;
-  }
-  JS_FreeValue(JB.ctx, v);
-  return u;
-}
-
-int64_t wit_dylib_pop_s64(void *cx) {
+/* The 64 bits of a checked u64 or s64: a BigInt (JS_ToBigInt64 wraps
+ * modulo 2^64, which is the same bits for both) or a safe integer. */
+static uint64_t jb_pop_64_bits(void *cx) {
   JSValue v = jb_pop(cx);
   int64_t i = 0;
   if (JS_IsBigInt(v)) JS_ToBigInt64(JB.ctx, &i, v);
@@ -806,8 +748,11 @@ int64_t wit_dylib_pop_s64(void *cx) {
     i = (int64_t)d;
   }
   JS_FreeValue(JB.ctx, v);
-  return i;
+  return (uint64_t)i;
 }
+
+uint64_t wit_dylib_pop_u64(void *cx) { return jb_pop_64_bits(cx); }
+int64_t wit_dylib_pop_s64(void *cx) { return (int64_t)jb_pop_64_bits(cx); }
 
 bool wit_dylib_pop_bool(void *cx) {
   JSValue v = jb_pop(cx);
@@ -821,7 +766,7 @@ uint32_t wit_dylib_pop_char(void *cx) {
   size_t len;
   const char *s = JS_ToCStringLen(JB.ctx, &len, v);
   uint32_t cp = 0xfffd;
-  if (s) jb_utf8_one(s, len, &cp);
+  if (s) cz_utf8_one(s, len, &cp);
   if (s) JS_FreeCString(JB.ctx, s);
   JS_FreeValue(JB.ctx, v);
   return cp;
@@ -835,7 +780,7 @@ static char *jb_fix_surrogates(jb_cx *cx, const char *s, size_t len) {
   bool bad = false;
   for (size_t i = 0; i + 2 < len && !bad; i++) bad = u[i] == 0xed && u[i + 1] >= 0xa0;
   if (!bad) return NULL;
-  char *out = jb_xmalloc(len);
+  char *out = cz_xmalloc(len);
   memcpy(out, s, len);
   for (size_t i = 0; i + 2 < len; i++)
     if (u[i] == 0xed && u[i + 1] >= 0xa0) {
@@ -852,7 +797,7 @@ size_t wit_dylib_pop_string(void *vcx, char **ptr) {
   size_t len = 0;
   const char *s = JS_ToCStringLen(JB.ctx, &len, v);
   JS_FreeValue(JB.ctx, v);
-  if (!s) jb_die("out of memory converting a string");
+  if (!s) cz_die("out of memory converting a string");
   jb_vec_push(&cx->cstrings, &s, sizeof s);
   char *fixed = jb_fix_surrogates(cx, s, len);
   *ptr = fixed ? fixed : (char *)s;
@@ -896,7 +841,7 @@ uint32_t wit_dylib_pop_enum(void *cx, size_t ty) {
   int64_t i = s ? jb_find_name(s, e->nnames, jb_enum_name, ty) : -1;
   if (s) JS_FreeCString(JB.ctx, s);
   JS_FreeValue(JB.ctx, v);
-  if (i < 0) jb_die("internal error: unchecked enum value");
+  if (i < 0) cz_die("internal error: unchecked enum value");
   return (uint32_t)i;
 }
 
@@ -909,7 +854,7 @@ static uint32_t jb_pop_tagged(jb_cx *cx, size_t n, const char *(*name_at)(size_t
   int64_t c = s ? jb_find_name(s, n, name_at, ty) : -1;
   if (s) JS_FreeCString(JB.ctx, s);
   JS_FreeValue(JB.ctx, tag);
-  if (c < 0) jb_die("internal error: unchecked tagged value");
+  if (c < 0) cz_die("internal error: unchecked tagged value");
   if (has_payload_of[c]) jb_push(cx, JS_GetProperty(JB.ctx, v, JB.atom_val));
   JS_FreeValue(JB.ctx, v);
   return (uint32_t)c;
@@ -918,7 +863,7 @@ static uint32_t jb_pop_tagged(jb_cx *cx, size_t n, const char *(*name_at)(size_t
 uint32_t wit_dylib_pop_variant(void *cx, size_t ty) {
   const wit_variant_t *var = &JB.wit->variants[ty];
   bool payload[256];
-  bool *pl = var->ncases <= 256 ? payload : jb_xmalloc(var->ncases);
+  bool *pl = var->ncases <= 256 ? payload : cz_xmalloc(var->ncases);
   for (size_t c = 0; c < var->ncases; c++) pl[c] = !JB_NONE(var->cases[c].ty);
   uint32_t r = jb_pop_tagged(cx, var->ncases, jb_case_name, ty, pl);
   if (pl != payload) free(pl);
@@ -966,11 +911,11 @@ size_t wit_dylib_pop_list(void *vcx, size_t ty, void **ptr) {
   }
   int64_t len = 0;
   JS_GetLength(ctx, v, &len);
-  wit_type_t rk = WIT_TYPE_KIND(jb_resolve(et));
+  wit_type_t rk = WIT_TYPE_KIND(cz_resolve(JB.wit, et));
   if (tk >= 0 || rk == WIT_TYPE_BOOL) {
     /* An array of numbers or booleans: convert it in one pass. */
     size_t size = tk >= 0 ? jb_elem_size(tk) : 1;
-    uint8_t *buf = jb_xmalloc((size_t)len * size);
+    uint8_t *buf = cz_xmalloc((size_t)len * size);
     for (int64_t k = 0; k < len; k++) {
       JSValue e = JS_GetPropertyInt64(ctx, v, k);
       uint8_t *p = buf + k * size;
@@ -1025,7 +970,7 @@ size_t wit_dylib_pop_map(void *cx, size_t ty) {
   JSValue map = jb_pop(cx);
   JSValue entries = jb_map_entries(JB.ctx, map);
   JS_FreeValue(JB.ctx, map);
-  if (JS_IsException(entries)) jb_die("internal error: cannot read a Map's entries");
+  if (JS_IsException(entries)) cz_die("internal error: cannot read a Map's entries");
   int64_t len = 0;
   JS_GetLength(JB.ctx, entries, &len);
   jb_iter it = {entries, 0};
@@ -1049,10 +994,10 @@ void wit_dylib_pop_map_iter(void *cx, size_t ty) {
 uint32_t wit_dylib_pop_borrow(void *cx, size_t ty) {
   JSValue v = jb_pop(cx);
   uint32_t h;
-  if (jb_is_exported_resource(ty)) {
+  if (cz_is_exported_resource(JB.wit, ty)) {
     /* Lending our own object to an import is not expressible in WIT; an
      * export's result cannot be a borrow either. */
-    jb_die("internal error: borrow of an exported resource popped");
+    cz_die("internal error: borrow of an exported resource popped");
   }
   h = jb_get_res(v, ty)->handle;
   JS_FreeValue(JB.ctx, v);
@@ -1062,7 +1007,7 @@ uint32_t wit_dylib_pop_borrow(void *cx, size_t ty) {
 uint32_t wit_dylib_pop_own(void *cx, size_t ty) {
   JSValue v = jb_pop(cx);
   uint32_t h;
-  if (jb_is_exported_resource(ty)) {
+  if (cz_is_exported_resource(JB.wit, ty)) {
     uint32_t rep = jb_rep_for(JB.ctx, v);
     h = JB.wit->resources[ty].new(rep);
   } else {
@@ -1076,10 +1021,10 @@ uint32_t wit_dylib_pop_own(void *cx, size_t ty) {
 
 uint32_t wit_dylib_pop_future(void *cx, size_t ty) {
   (void)cx, (void)ty;
-  jb_die("futures are not supported by the JavaScript binding yet");
+  cz_die("futures are not supported by the JavaScript binding yet");
 }
 
 uint32_t wit_dylib_pop_stream(void *cx, size_t ty) {
   (void)cx, (void)ty;
-  jb_die("streams are not supported by the JavaScript binding yet");
+  cz_die("streams are not supported by the JavaScript binding yet");
 }

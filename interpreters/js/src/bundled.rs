@@ -13,17 +13,8 @@ pub const QUICKJS_VERSION: &str = "0.16.2";
 
 /// The bundled libraries in link order: `js.so` (the interpreter, linked
 /// before the bindings), then `libqjs.so` and `libc.so`.
-pub const BUNDLED: [BundledLibrary; 3] = [
-    BundledLibrary {
-        name: crate::INTERPRETER,
-        bytes: include_bytes!("../bundled/js.so"),
-    },
-    BundledLibrary {
-        name: "libqjs.so",
-        bytes: include_bytes!("../bundled/libqjs.so"),
-    },
-    BundledLibrary {
-        name: "libc.so",
-        bytes: include_bytes!("../bundled/libc.so"),
-    },
+pub const BUNDLED: [BundledLibrary; 3] = componentize_interpreter::bundled_libraries![
+    (crate::INTERPRETER, "../bundled/js.so"),
+    ("libqjs.so", "../bundled/libqjs.so"),
+    ("libc.so", "../bundled/libc.so"),
 ];

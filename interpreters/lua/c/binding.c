@@ -14,34 +14,9 @@
 /* Small helpers                                                           */
 /* ====================================================================== */
 
-static _Noreturn void lb_die(const char *fmt, ...) {
-  va_list ap;
-  fflush(stdout);
-  fputs("lua.so: ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  fflush(stderr);
-  abort();
-}
-
-static void *lb_xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) lb_die("out of memory (%zu bytes)", n);
-  return p;
-}
-
-static char *lb_strdup(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *p = lb_xmalloc(n);
-  memcpy(p, s, n);
-  return p;
-}
-
 /* "foo-bar" -> "foo_bar" (new string). */
 static char *lb_snake(const char *s) {
-  char *p = lb_strdup(s);
+  char *p = cz_strdup(s);
   for (char *q = p; *q; q++)
     if (*q == '-') *q = '_';
   return p;
@@ -51,31 +26,10 @@ static const char *lb_snake_or_same(const char *s) {
   return strchr(s, '-') ? lb_snake(s) : s;
 }
 
-static char *lb_format(const char *fmt, ...) {
-  va_list ap, ap2;
-  va_start(ap, fmt);
-  va_copy(ap2, ap);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  char *p = lb_xmalloc((size_t)n + 1);
-  vsnprintf(p, (size_t)n + 1, fmt, ap2);
-  va_end(ap2);
-  return p;
-}
-
-static wit_type_t lb_resolve(wit_type_t ty) {
-  while (WIT_TYPE_KIND(ty) == WIT_TYPE_ALIAS) ty = LB.wit->aliases[WIT_TYPE_INDEX(ty)].ty;
-  return ty;
-}
-
-static bool lb_is_exported_resource(size_t index) {
-  return LB.wit->resources[index].new != NULL;
-}
-
 static void lb_defer(lb_cx *cx, void *p) {
   if (cx->ndeferred == cx->capdeferred) {
     size_t cap = cx->capdeferred * 2;
-    void **d = lb_xmalloc(cap * sizeof(void *));
+    void **d = cz_xmalloc(cap * sizeof(void *));
     memcpy(d, cx->deferred, cx->ndeferred * sizeof(void *));
     if (cx->deferred != cx->inline_deferred) free(cx->deferred);
     cx->deferred = d;
@@ -153,19 +107,6 @@ static const char *lb_push_error_text(lua_State *L, bool with_traceback) {
     }
   }
   return lua_tostring(L, -1);
-}
-
-void *cabi_realloc(void *ptr, size_t old_size, size_t align, size_t new_size) {
-  (void)old_size;
-  if (new_size == 0) {
-    /* Never allocated; the ABI never frees zero-size buffers. */
-    if (ptr) free(ptr);
-    return (void *)align;
-  }
-  /* malloc's alignment (16) covers every canonical ABI alignment. */
-  void *p = realloc(ptr, new_size);
-  if (!p) lb_die("out of memory (cabi_realloc of %zu bytes)", new_size);
-  return p;
 }
 
 void wit_dylib_dealloc_bytes(void *vcx, void *ptr, size_t size, size_t align, bool defer) {
@@ -250,7 +191,7 @@ static char *lb_iface_short(const char *key) {
   const char *s = strrchr(key, '/');
   s = s ? s + 1 : key;
   size_t n = strcspn(s, "@");
-  char *p = lb_xmalloc(n + 1);
+  char *p = cz_xmalloc(n + 1);
   memcpy(p, s, n);
   p[n] = 0;
   for (char *q = p; *q; q++)
@@ -261,7 +202,7 @@ static char *lb_iface_short(const char *key) {
 /* "ns:pkg/iface@1.0" -> "ns_pkg_iface" (with_version: "ns_pkg_iface_1_0"). */
 static char *lb_iface_qualified(const char *key, bool with_version) {
   size_t n = with_version ? strlen(key) : strcspn(key, "@");
-  char *p = lb_xmalloc(n + 1);
+  char *p = cz_xmalloc(n + 1);
   for (size_t i = 0; i < n; i++) {
     char c = key[i];
     bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -271,14 +212,10 @@ static char *lb_iface_qualified(const char *key, bool with_version) {
   return p;
 }
 
-static bool lb_starts(const char *s, const char *prefix) {
-  return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 static void lb_exports_init(void) {
   const wit_t *w = LB.wit;
   size_t n = w->num_export_funcs;
-  LB.exports = lb_xmalloc((n ? n : 1) * sizeof(lb_export));
+  LB.exports = cz_xmalloc((n ? n : 1) * sizeof(lb_export));
   memset(LB.exports, 0, (n ? n : 1) * sizeof(lb_export));
   LB.init_which = SIZE_MAX;
 
@@ -286,7 +223,7 @@ static void lb_exports_init(void) {
     const wit_export_func_t *f = &w->export_funcs[i];
     lb_export *e = &LB.exports[i];
     e->iface = f->interface;
-    e->display = f->interface ? lb_format("%s#%s", f->interface, f->name) : lb_strdup(f->name);
+    e->display = f->interface ? cz_format("%s#%s", f->interface, f->name) : cz_strdup(f->name);
     if (f->interface && strcmp(f->interface, LB_INIT_INTERFACE) == 0 &&
         strcmp(f->name, LB_INIT_FUNCTION) == 0) {
       e->kind = LB_INIT;
@@ -294,15 +231,15 @@ static void lb_exports_init(void) {
       continue;
     }
     const char *name = f->name;
-    if (lb_starts(name, "[constructor]")) {
+    if (cz_starts(name, "[constructor]")) {
       e->kind = LB_CTOR;
       e->res = lb_snake(name + strlen("[constructor]"));
-      e->fn = lb_strdup("new");
-    } else if (lb_starts(name, "[method]") || lb_starts(name, "[static]")) {
-      bool method = lb_starts(name, "[method]");
+      e->fn = cz_strdup("new");
+    } else if (cz_starts(name, "[method]") || cz_starts(name, "[static]")) {
+      bool method = cz_starts(name, "[method]");
       const char *rest = name + strlen(method ? "[method]" : "[static]");
       const char *dot = strchr(rest, '.');
-      if (!dot) lb_die("malformed export name %s", name);
+      if (!dot) cz_die("malformed export name %s", name);
       e->kind = method ? LB_METHOD : LB_STATIC;
       e->res = lb_snake(rest);
       e->res[dot - rest] = 0;
@@ -364,10 +301,10 @@ static void lb_exports_init(void) {
     const char *pre = e->table ? e->table : "";
     const char *dot = e->table ? "." : "";
     switch (e->kind) {
-      case LB_FUNC: e->lua_display = lb_format("%s%s%s", pre, dot, e->fn); break;
+      case LB_FUNC: e->lua_display = cz_format("%s%s%s", pre, dot, e->fn); break;
       case LB_CTOR:
-      case LB_STATIC: e->lua_display = lb_format("%s%s%s.%s", pre, dot, e->res, e->fn); break;
-      case LB_METHOD: e->lua_display = lb_format("%s%s%s:%s", pre, dot, e->res, e->fn); break;
+      case LB_STATIC: e->lua_display = cz_format("%s%s%s.%s", pre, dot, e->res, e->fn); break;
+      case LB_METHOD: e->lua_display = cz_format("%s%s%s:%s", pre, dot, e->res, e->fn); break;
       case LB_INIT: break;
     }
   }
@@ -448,7 +385,7 @@ static void lb_sb_add(lb_sb *b, const char *s) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = (b->len + n + 1) * 2;
     char *p = realloc(b->p, cap);
-    if (!p) lb_die("out of memory");
+    if (!p) cz_die("out of memory");
     b->p = p;
     b->cap = cap;
   }
@@ -492,7 +429,7 @@ static bool lb_check_exports(lua_State *L, const char *chunk) {
 
 static int lb_panic(lua_State *L) {
   const char *msg = lua_tostring(L, -1);
-  lb_die("unprotected Lua error: %s", msg ? msg : "(error object is not a string)");
+  cz_die("unprotected Lua error: %s", msg ? msg : "(error object is not a string)");
 }
 
 static int lb_new_ref_table(lua_State *L) {
@@ -514,34 +451,34 @@ static int lb_name_table(lua_State *L, size_t n, const char *const *names, const
 
 static void lb_types_init(lua_State *L) {
   const wit_t *w = LB.wit;
-  LB.record_fields = lb_xmalloc((w->num_records + 1) * sizeof(char **));
+  LB.record_fields = cz_xmalloc((w->num_records + 1) * sizeof(char **));
   for (size_t i = 0; i < w->num_records; i++) {
     const wit_record_t *r = &w->records[i];
-    LB.record_fields[i] = lb_xmalloc((r->nfields + 1) * sizeof(char *));
+    LB.record_fields[i] = cz_xmalloc((r->nfields + 1) * sizeof(char *));
     for (size_t j = 0; j < r->nfields; j++) LB.record_fields[i][j] = lb_snake_or_same(r->fields[j].name);
   }
-  LB.flag_names = lb_xmalloc((w->num_flags + 1) * sizeof(char **));
-  LB.ref_flag_names = lb_xmalloc((w->num_flags + 1) * sizeof(int));
+  LB.flag_names = cz_xmalloc((w->num_flags + 1) * sizeof(char **));
+  LB.ref_flag_names = cz_xmalloc((w->num_flags + 1) * sizeof(int));
   for (size_t i = 0; i < w->num_flags; i++) {
     const wit_flags_t *f = &w->flags[i];
-    LB.flag_names[i] = lb_xmalloc((f->nnames + 1) * sizeof(char *));
+    LB.flag_names[i] = cz_xmalloc((f->nnames + 1) * sizeof(char *));
     for (size_t j = 0; j < f->nnames; j++) LB.flag_names[i][j] = lb_snake_or_same(f->names[j]);
     LB.ref_flag_names[i] = lb_name_table(L, f->nnames, f->names, LB.flag_names[i]);
   }
-  LB.enum_names = lb_xmalloc((w->num_enums + 1) * sizeof(char **));
-  LB.ref_enum_names = lb_xmalloc((w->num_enums + 1) * sizeof(int));
+  LB.enum_names = cz_xmalloc((w->num_enums + 1) * sizeof(char **));
+  LB.ref_enum_names = cz_xmalloc((w->num_enums + 1) * sizeof(int));
   for (size_t i = 0; i < w->num_enums; i++) {
     const wit_enum_t *e = &w->enums[i];
-    LB.enum_names[i] = lb_xmalloc((e->nnames + 1) * sizeof(char *));
+    LB.enum_names[i] = cz_xmalloc((e->nnames + 1) * sizeof(char *));
     for (size_t j = 0; j < e->nnames; j++) LB.enum_names[i][j] = lb_snake_or_same(e->names[j]);
     LB.ref_enum_names[i] = lb_name_table(L, e->nnames, e->names, LB.enum_names[i]);
   }
-  LB.case_names = lb_xmalloc((w->num_variants + 1) * sizeof(char **));
-  LB.ref_variant_names = lb_xmalloc((w->num_variants + 1) * sizeof(int));
+  LB.case_names = cz_xmalloc((w->num_variants + 1) * sizeof(char **));
+  LB.ref_variant_names = cz_xmalloc((w->num_variants + 1) * sizeof(int));
   for (size_t i = 0; i < w->num_variants; i++) {
     const wit_variant_t *v = &w->variants[i];
-    const char **wit_names = lb_xmalloc((v->ncases + 1) * sizeof(char *));
-    LB.case_names[i] = lb_xmalloc((v->ncases + 1) * sizeof(char *));
+    const char **wit_names = cz_xmalloc((v->ncases + 1) * sizeof(char *));
+    LB.case_names[i] = cz_xmalloc((v->ncases + 1) * sizeof(char *));
     for (size_t j = 0; j < v->ncases; j++) {
       wit_names[j] = v->cases[j].name;
       LB.case_names[i][j] = lb_snake_or_same(v->cases[j].name);
@@ -549,12 +486,12 @@ static void lb_types_init(lua_State *L) {
     LB.ref_variant_names[i] = lb_name_table(L, v->ncases, wit_names, LB.case_names[i]);
     free(wit_names);
   }
-  LB.option_nested = lb_xmalloc(w->num_options + 1);
+  LB.option_nested = cz_xmalloc(w->num_options + 1);
   for (size_t i = 0; i < w->num_options; i++)
-    LB.option_nested[i] = WIT_TYPE_KIND(lb_resolve(w->options[i].ty)) == WIT_TYPE_OPTION;
-  LB.list_nullable = lb_xmalloc(w->num_lists + 1);
+    LB.option_nested[i] = WIT_TYPE_KIND(cz_resolve(LB.wit, w->options[i].ty)) == WIT_TYPE_OPTION;
+  LB.list_nullable = cz_xmalloc(w->num_lists + 1);
   for (size_t i = 0; i < w->num_lists; i++)
-    LB.list_nullable[i] = WIT_TYPE_KIND(lb_resolve(w->lists[i].ty)) == WIT_TYPE_OPTION;
+    LB.list_nullable[i] = WIT_TYPE_KIND(cz_resolve(LB.wit, w->lists[i].ty)) == WIT_TYPE_OPTION;
 }
 
 /* Lua's allocator. Until the init export has finished, freed memory is
@@ -586,10 +523,10 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 void wit_dylib_initialize(const wit_t *wit) {
   if (wit->version < WIT_CURRENT_VERSION)
-    lb_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
+    cz_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
   LB.wit = wit;
   lua_State *L = luaL_newstate();
-  if (!L) lb_die("cannot create a Lua state");
+  if (!L) cz_die("cannot create a Lua state");
   LB.main = L;
   LB.zero_freed = true;
   lua_setallocf(L, lb_alloc, NULL); /* compatible with luaL_newstate's: realloc/free */
@@ -621,10 +558,10 @@ void wit_dylib_initialize(const wit_t *wit) {
 void *wit_dylib_export_start(size_t which) {
   (void)which;
   lua_State *L = LB.main;
-  if (LB.in_export) lb_die("export %s called while another export runs", LB.exports[which].display);
+  if (LB.in_export) cz_die("export %s called while another export runs", LB.exports[which].display);
   LB.in_export = true;
   lua_settop(L, 0);
-  if (!lua_checkstack(L, 64)) lb_die("cannot grow the Lua stack");
+  if (!lua_checkstack(L, 64)) cz_die("cannot grow the Lua stack");
   lua_pushboolean(L, 0); /* no traceback yet */
   lua_rawseti(L, LUA_REGISTRYINDEX, LB.ref_traceback);
   lua_pushcfunction(L, lb_msgh); /* slot 1: message handler */
@@ -728,10 +665,10 @@ static int lb_dispatch(lua_State *L) {
 static void lb_export_error(lua_State *L, size_t which) {
   const wit_export_func_t *f = &LB.wit->export_funcs[which];
   const lb_export *e = &LB.exports[which];
-  wit_type_t rt = LB_NONE(f->result) ? LB_EMPTY : lb_resolve(f->result);
+  wit_type_t rt = LB_NONE(f->result) ? LB_EMPTY : cz_resolve(LB.wit, f->result);
   if (WIT_TYPE_KIND(rt) == WIT_TYPE_RESULT) {
     const wit_result_t *r = &LB.wit->results[WIT_TYPE_INDEX(rt)];
-    wit_type_t et = LB_NONE(r->err) ? LB_EMPTY : lb_resolve(r->err);
+    wit_type_t et = LB_NONE(r->err) ? LB_EMPTY : cz_resolve(LB.wit, r->err);
     if (WIT_TYPE_KIND(et) == WIT_TYPE_STRING) {
       lb_push_tostring(L, -1);
       lua_remove(L, -2);
@@ -754,7 +691,7 @@ static void lb_export_error(lua_State *L, size_t which) {
     }
   }
   const char *text = lb_push_error_text(L, true);
-  lb_die("error in export %s (Lua `%s`): %s", e->display, e->lua_display, text);
+  cz_die("error in export %s (Lua `%s`): %s", e->display, e->lua_display, text);
 }
 
 void wit_dylib_export_call(void *vcx, size_t which) {
@@ -768,7 +705,7 @@ void wit_dylib_export_call(void *vcx, size_t which) {
     lua_settop(L, 2);
   } else {
     if (!LB.loaded)
-      lb_die("export %s called before the Lua script was loaded (by the init export %s#%s)", e->display,
+      cz_die("export %s called before the Lua script was loaded (by the init export %s#%s)", e->display,
              LB_INIT_INTERFACE, LB_INIT_FUNCTION);
     int nargs = lua_gettop(L) - 1;
     lua_pushcfunction(L, lb_dispatch);
@@ -784,7 +721,7 @@ void wit_dylib_export_call(void *vcx, size_t which) {
       lua_settop(L, 1);
     } else {
       int nres = lua_gettop(L) - 1;
-      wit_type_t rt = lb_resolve(f->result);
+      wit_type_t rt = cz_resolve(LB.wit, f->result);
       if (WIT_TYPE_KIND(rt) == WIT_TYPE_RESULT) {
         const wit_result_t *r = &LB.wit->results[WIT_TYPE_INDEX(rt)];
         if (nres >= 2 && lua_isnil(L, 2) && !lua_isnil(L, 3)) {
@@ -806,7 +743,7 @@ void wit_dylib_export_call(void *vcx, size_t which) {
   if (!LB_NONE(f->result)) {
     lb_path p = {.label = "result"};
     if (!lb_check(L, 2, f->result, &p))
-      lb_die("export %s (Lua `%s`) returned a value that does not match its WIT type: %s", e->display,
+      cz_die("export %s (Lua `%s`) returned a value that does not match its WIT type: %s", e->display,
              e->kind == LB_INIT ? "init" : e->lua_display, LB_ERR);
     /* The bindings pop this copy; slot 2 keeps everything in it alive. */
     lua_pushvalue(L, 2);
@@ -825,10 +762,10 @@ void wit_dylib_export_finish(void *vcx, size_t which) {
 
 uint32_t wit_dylib_export_async_call(void *cx, size_t which) {
   (void)cx;
-  lb_die("async export %s is not supported by the Lua binding", LB.exports[which].display);
+  cz_die("async export %s is not supported by the Lua binding", LB.exports[which].display);
 }
 
 uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which) {
   (void)event, (void)p1, (void)p2;
-  lb_die("async export %s is not supported by the Lua binding", LB.exports[which].display);
+  cz_die("async export %s is not supported by the Lua binding", LB.exports[which].display);
 }

@@ -18,15 +18,8 @@
 #ifndef LUA_BINDING_H
 #define LUA_BINDING_H
 
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "componentize.h"
+#define CZ_LIBRARY_NAME "lua.so"
+#include "binding_support.h"
 #include "lauxlib.h"
 #include "lua.h"
 #include "lualib.h"
@@ -120,20 +113,15 @@ static lb_state LB;
 
 /* ---- shared helpers (binding.c) --------------------------------------- */
 
-static _Noreturn void lb_die(const char *fmt, ...);
-static char *lb_strdup(const char *s);
 static char *lb_snake(const char *s);
 static const char *lb_snake_or_same(const char *s);
-static wit_type_t lb_resolve(wit_type_t ty);
 static void lb_defer(lb_cx *cx, void *p);
 static void lb_cx_release(lb_cx *cx);
 static void lb_gc_pause(lua_State *L, bool *was_running);
 static void lb_gc_resume(lua_State *L, bool was_running);
 static int lb_msgh(lua_State *L);
-static void *lb_xmalloc(size_t n);
 static const char *lb_push_error_text(lua_State *L, bool with_traceback);
 static _Noreturn void lb_bad_pop(lua_State *L, const char *what);
-static bool lb_is_exported_resource(size_t index);
 
 /* ---- checks (check.c) -------------------------------------------------- */
 
@@ -151,9 +139,6 @@ typedef struct lb_path {
 static bool lb_check(lua_State *L, int idx, wit_type_t ty, const lb_path *p);
 static char LB_ERR[1024];
 static void lb_type_name(wit_type_t ty, char *buf, size_t len);
-static bool lb_utf8_valid(const char *s, size_t len);
-static bool lb_utf8_one(const char *s, size_t len, uint32_t *cp);
-static size_t lb_utf8_encode(uint32_t cp, char *out);
 static bool lb_res_arg(lua_State *L, int idx, size_t index, lb_res **out);
 
 /* ---- resources (resources.c) ------------------------------------------ */

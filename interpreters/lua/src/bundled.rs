@@ -13,21 +13,9 @@ use componentize_interpreter::BundledLibrary;
 
 /// The bundled libraries in link order: `lua.so` (the interpreter, linked
 /// before the bindings), then `liblua.so`, `libsetjmp.so` and `libc.so`.
-pub const BUNDLED: [BundledLibrary; 4] = [
-    BundledLibrary {
-        name: crate::INTERPRETER,
-        bytes: include_bytes!("../bundled/lua.so"),
-    },
-    BundledLibrary {
-        name: "liblua.so",
-        bytes: include_bytes!("../bundled/liblua.so"),
-    },
-    BundledLibrary {
-        name: "libsetjmp.so",
-        bytes: include_bytes!("../bundled/libsetjmp.so"),
-    },
-    BundledLibrary {
-        name: "libc.so",
-        bytes: include_bytes!("../bundled/libc.so"),
-    },
+pub const BUNDLED: [BundledLibrary; 4] = componentize_interpreter::bundled_libraries![
+    (crate::INTERPRETER, "../bundled/lua.so"),
+    ("liblua.so", "../bundled/liblua.so"),
+    ("libsetjmp.so", "../bundled/libsetjmp.so"),
+    ("libc.so", "../bundled/libc.so"),
 ];

@@ -90,21 +90,45 @@ pub fn http_example() -> PathBuf {
 /// `componentize` building `world` with the Lua binding and `script` into
 /// `out`, quietly, with the stage cache in `cache`.
 pub fn build_lua(world: &Path, script: &Path, out: &Path, cache: &Path) {
+    let mut libc = std::ffi::OsString::from("-L");
+    libc.push(libc_dir());
+    let interpreter = lua().interpreter().path;
+    build(&[interpreter.as_os_str(), &libc], world, script, out, cache);
+}
+
+/// `componentize` building `world` with the bundled JavaScript
+/// interpreter and `script` into `out`, quietly, with the stage cache in
+/// `cache`.
+pub fn build_js(world: &Path, script: &Path, out: &Path, cache: &Path) {
+    build(&["js".as_ref()], world, script, out, cache);
+}
+
+/// `componentize --interpreter INTERPRETER [FLAGS]` building `world` and
+/// `script` into `out` (`interpreter` is the value and any flags after it).
+fn build(interpreter: &[&std::ffi::OsStr], world: &Path, script: &Path, out: &Path, cache: &Path) {
     ok(&componentize()
         .env("COMPONENTIZE_CACHE_DIR", cache)
         .arg("--interpreter")
-        .arg(lua().interpreter().path)
+        .args(interpreter)
         .arg("--world")
         .arg(world)
         .arg("--init")
         .arg(script)
-        .arg("-L")
-        .arg(libc_dir())
         .arg("-q")
         .arg("-o")
         .arg(out)
         .output()
         .unwrap());
+}
+
+/// The JavaScript HTTP example, `interpreters/js/examples/http`.
+pub fn js_http_example() -> PathBuf {
+    componentize_testkit::repo_file("interpreters/js/examples/http")
+}
+
+/// The JavaScript hello example, `interpreters/js/examples/hello`.
+pub fn js_hello() -> PathBuf {
+    componentize_testkit::repo_file("interpreters/js/examples/hello")
 }
 
 /// A folder for this test binary (components, caches), removed when it
