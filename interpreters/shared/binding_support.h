@@ -82,6 +82,18 @@ static bool cz_is_exported_resource(const wit_t *wit, size_t index) {
   return wit->resources[index].new != NULL;
 }
 
+/* An imported resource's handle, as the script's object for it holds it:
+ * owned (the object drops it when collected or disposed), borrowed for
+ * the duration of one export call, or dead (dropped, or given away to the
+ * host). */
+enum cz_handle_state { CZ_DEAD = 0, CZ_OWNED = 1, CZ_BORROWED = 2 };
+
+typedef struct cz_handle {
+  uint32_t handle;
+  uint32_t index; /* into wit_t.resources */
+  int state;      /* an enum cz_handle_state */
+} cz_handle;
+
 /* The canonical ABI's allocator: lowered strings and lists, and the
  * bindings' own buffers, come from the libc heap. */
 void *cabi_realloc(void *ptr, size_t old_size, size_t align, size_t new_size) {

@@ -29,6 +29,7 @@ use common::copy_dir;
 use componentize::cache::Cache;
 use componentize::{Pipeline, Source, Stage};
 use componentize_contract::{INIT_FUNCTION, INIT_INTERFACE};
+use componentize_testkit::bench::{env_count, median, ratio};
 use componentize_testkit::{Host, toolchain_path};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -37,24 +38,8 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-fn env_count(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:>9.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64()
 }
 
 /// The init script of 1, 3 and 4: a table of 3000 entries and a counter.
@@ -507,8 +492,8 @@ fn main() {
         println!("speed benchmark: run with `cargo bench -p componentize --bench speed`");
         return;
     }
-    let iters = env_count("SPEED_BENCH_ITERS", 5);
-    let calls = env_count("SPEED_BENCH_CALLS", 50);
+    let iters = env_count("SPEED_BENCH_ITERS", 5).unwrap_or_else(|e| panic!("{e:#}"));
+    let calls = env_count("SPEED_BENCH_CALLS", 50).unwrap_or_else(|e| panic!("{e:#}"));
     let work = tempfile::tempdir().unwrap();
 
     let linked = link_snapdemo(&toolchain_path("lib/libsnapinterp.so"));

@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod fuzz;
 pub mod host_api;
 pub mod script;

@@ -72,6 +72,19 @@ pub fn link(resolve: &Resolve, world: WorldId, binding: &Binding) -> Result<Vec<
     linker.encode().context("linking the component")
 }
 
+/// World `name` of the test worlds ([`test_wit`]) linked with `binding`
+/// (see [`link`]).
+pub fn link_world(
+    hello_example: &Path,
+    worlds: &Path,
+    binding: &Binding,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let (resolve, package) = test_wit(hello_example, worlds)?;
+    let world = resolve.select_world(&[package], Some(name))?;
+    link(&resolve, world, binding)
+}
+
 /// A world linked and compiled.
 #[derive(Clone)]
 struct Built {

@@ -53,6 +53,7 @@ use anyhow::{Context, Result, bail, ensure};
 use componentize::cache::Cache;
 use componentize::{Built, BundledInterpreter, Source};
 use componentize_contract::{INIT_FUNCTION, INIT_INTERFACE};
+use componentize_testkit::bench::{env_count, median, ratio};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -68,24 +69,8 @@ const EXPORT: &str = "hello";
 const NAME: &str = "World";
 const EXPECTED: &str = "Hello, World!";
 
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(v) => v.parse().with_context(|| format!("{name}={v}")),
-        Err(_) => Ok(default),
-    }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64()
 }
 
 /// `benches/hello/`.

@@ -65,16 +65,6 @@ typedef struct jb_export {
   char *js_display;   /* JS name for messages: "api.Counter.prototype.add" */
 } jb_export;
 
-/* ---- imported resources ---------------------------------------------- */
-
-enum jb_res_state { JB_DEAD = 0, JB_OWNED = 1, JB_BORROWED = 2 };
-
-typedef struct jb_res {
-  uint32_t handle;
-  uint32_t index; /* into wit_t.resources */
-  int state;
-} jb_res;
-
 /* ---- global state ---------------------------------------------------- */
 
 typedef struct jb_state {
@@ -139,7 +129,7 @@ static void jb_describe(JSContext *ctx, JSValueConst v, char *buf, size_t len);
 
 static void jb_resources_init(JSContext *ctx);
 static JSValue jb_new_imported(JSContext *ctx, size_t index, uint32_t handle, int state);
-static jb_res *jb_get_res(JSValueConst v, size_t index);
+static cz_handle *jb_get_res(JSValueConst v, size_t index);
 static void jb_release_lent(JSContext *ctx);
 static uint32_t jb_rep_for(JSContext *ctx, JSValueConst obj);
 static JSValue jb_take_rep(JSContext *ctx, uint32_t rep, bool drop);

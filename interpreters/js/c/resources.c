@@ -16,13 +16,13 @@
 
 static void jb_res_finalizer(JSRuntime *rt, JSValueConst val) {
   (void)rt;
-  jb_res *r = JS_GetOpaque(val, JS_GetClassID(val));
+  cz_handle *r = JS_GetOpaque(val, JS_GetClassID(val));
   if (!r) return;
-  if (r->state == JB_OWNED) JB.wit->resources[r->index].drop(r->handle);
+  if (r->state == CZ_OWNED) JB.wit->resources[r->index].drop(r->handle);
   free(r);
 }
 
-static jb_res *jb_get_res(JSValueConst v, size_t index) {
+static cz_handle *jb_get_res(JSValueConst v, size_t index) {
   if (!JS_IsObject(v) || !JB.res_class[index]) return NULL;
   return JS_GetOpaque(v, JB.res_class[index]);
 }
@@ -30,7 +30,7 @@ static jb_res *jb_get_res(JSValueConst v, size_t index) {
 static JSValue jb_new_imported(JSContext *ctx, size_t index, uint32_t handle, int state) {
   JSValue obj = JS_NewObjectProtoClass(ctx, JB.res_proto[index], JB.res_class[index]);
   if (JS_IsException(obj)) cz_die("out of memory (a resource object)");
-  jb_res *r = cz_xmalloc(sizeof *r);
+  cz_handle *r = cz_xmalloc(sizeof *r);
   r->handle = handle;
   r->index = (uint32_t)index;
   r->state = state;
@@ -42,10 +42,10 @@ static JSValue jb_new_imported(JSContext *ctx, size_t index, uint32_t handle, in
  * when the export returns; a second call does nothing. */
 static JSValue jb_res_dispose(JSContext *ctx, JSValueConst this_val, int argc, JSValueConst *argv, int magic) {
   (void)argc, (void)argv;
-  jb_res *r = jb_get_res(this_val, (size_t)magic);
+  cz_handle *r = jb_get_res(this_val, (size_t)magic);
   if (!r) return JS_ThrowTypeError(ctx, "%s: not a resource object", JB.wit->resources[magic].name);
-  if (r->state == JB_OWNED) {
-    r->state = JB_DEAD;
+  if (r->state == CZ_OWNED) {
+    r->state = CZ_DEAD;
     JB.wit->resources[r->index].drop(r->handle);
   }
   return JS_UNDEFINED;
@@ -100,9 +100,9 @@ static void jb_resources_init(JSContext *ctx) {
 static void jb_release_lent(JSContext *ctx) {
   JSValue *objs = JB.lent.p;
   for (size_t k = 0; k < JB.lent.n; k++) {
-    jb_res *r = JS_GetOpaque(objs[k], JS_GetClassID(objs[k]));
-    if (r && r->state == JB_BORROWED) {
-      r->state = JB_DEAD;
+    cz_handle *r = JS_GetOpaque(objs[k], JS_GetClassID(objs[k]));
+    if (r && r->state == CZ_BORROWED) {
+      r->state = CZ_DEAD;
       JB.wit->resources[r->index].drop(r->handle);
     }
     JS_FreeValue(ctx, objs[k]);

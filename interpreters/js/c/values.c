@@ -472,17 +472,17 @@ static bool jb_check(JSContext *ctx, JSValueConst v, wit_type_t ty, const jb_pat
         snprintf(exp, sizeof exp, "%s<%s> (an object of the script's class)", own ? "own" : "borrow", rname);
         return JS_IsObject(v) || jb_fail(ctx, p, v, exp);
       }
-      jb_res *r = jb_get_res(v, i);
+      cz_handle *r = jb_get_res(v, i);
       if (!r) {
         snprintf(exp, sizeof exp, "%s<%s> (a resource object)", own ? "own" : "borrow", rname);
         return jb_fail(ctx, p, v, exp);
       }
-      if (r->state == JB_DEAD) {
+      if (r->state == CZ_DEAD) {
         char msg[160];
         snprintf(msg, sizeof msg, "resource %s was already dropped or moved", rname);
         return jb_fail_msg(p, msg);
       }
-      if (own && r->state == JB_BORROWED) {
+      if (own && r->state == CZ_BORROWED) {
         char msg[200];
         snprintf(msg, sizeof msg, "own<%s> needs an owned handle; this one is borrowed for the current call", rname);
         return jb_fail_msg(p, msg);
@@ -680,7 +680,7 @@ void wit_dylib_push_borrow(void *cx, size_t ty, uint32_t handle) {
     jb_push(cx, jb_take_rep(JB.ctx, handle, false));
     return;
   }
-  JSValue obj = jb_new_imported(JB.ctx, ty, handle, JB_BORROWED);
+  JSValue obj = jb_new_imported(JB.ctx, ty, handle, CZ_BORROWED);
   jb_vec_push(&JB.lent, &obj, sizeof obj);
   jb_push(cx, JS_DupValue(JB.ctx, obj));
 }
@@ -696,7 +696,7 @@ void wit_dylib_push_own(void *cx, size_t ty, uint32_t handle) {
     jb_push(cx, obj);
     return;
   }
-  jb_push(cx, jb_new_imported(JB.ctx, ty, handle, JB_OWNED));
+  jb_push(cx, jb_new_imported(JB.ctx, ty, handle, CZ_OWNED));
 }
 
 void wit_dylib_push_future(void *cx, size_t ty, uint32_t handle) {
@@ -1011,9 +1011,9 @@ uint32_t wit_dylib_pop_own(void *cx, size_t ty) {
     uint32_t rep = jb_rep_for(JB.ctx, v);
     h = JB.wit->resources[ty].new(rep);
   } else {
-    jb_res *r = jb_get_res(v, ty);
+    cz_handle *r = jb_get_res(v, ty);
     h = r->handle;
-    r->state = JB_DEAD; /* moved */
+    r->state = CZ_DEAD; /* moved */
   }
   JS_FreeValue(JB.ctx, v);
   return h;

@@ -10,9 +10,7 @@ use componentize_testkit::HostBuilder;
 
 #[test]
 fn the_conformance_script_passes_every_check() {
-    let (resolve, package) = common::test_wit().unwrap();
-    let world = resolve.select_world(&[package], Some("hello")).unwrap();
-    let linked = common::link(&resolve, world).unwrap();
+    let linked = common::link_world("hello").unwrap();
     let snapshot = componentize_init::Init::new(linked)
         .script("conformance.js", common::script("conformance.js"))
         .run()

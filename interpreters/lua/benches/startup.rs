@@ -32,9 +32,7 @@ fn wt<T>(r: wasmtime::Result<T>) -> Result<T> {
 
 /// Bindings for world `bench`, linked with the Lua binding.
 fn link() -> Result<Vec<u8>> {
-    let (resolve, package) = common::test_wit()?;
-    let world = resolve.select_world(&[package], Some("bench"))?;
-    common::link(&resolve, world)
+    common::link_world("bench")
 }
 
 fn store(engine: &Engine) -> Store<Host> {

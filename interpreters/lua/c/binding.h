@@ -59,16 +59,6 @@ typedef struct lb_export {
   char *lua_display;   /* Lua name for messages: "tbl.res:fn", "foo_bar" */
 } lb_export;
 
-/* ---- imported resources: userdata ------------------------------------ */
-
-enum lb_res_state { LB_DEAD = 0, LB_OWNED = 1, LB_BORROWED = 2 };
-
-typedef struct lb_res {
-  uint32_t handle;
-  uint32_t index;  /* into wit_t.resources */
-  int state;
-} lb_res;
-
 /* ---- global state ---------------------------------------------------- */
 
 typedef struct lb_state {
@@ -139,14 +129,14 @@ typedef struct lb_path {
 static bool lb_check(lua_State *L, int idx, wit_type_t ty, const lb_path *p);
 static char LB_ERR[1024];
 static void lb_type_name(wit_type_t ty, char *buf, size_t len);
-static bool lb_res_arg(lua_State *L, int idx, size_t index, lb_res **out);
+static bool lb_res_arg(lua_State *L, int idx, size_t index, cz_handle **out);
 
 /* ---- resources (resources.c) ------------------------------------------ */
 
 static void lb_resources_init(lua_State *L);
 static void lb_push_imported(lua_State *L, size_t index, uint32_t handle, int state);
 static void lb_release_lent(lua_State *L);
-static lb_res *lb_test_res(lua_State *L, int idx);
+static cz_handle *lb_test_res(lua_State *L, int idx);
 static void lb_push_class(lua_State *L, size_t index);
 
 /* ---- imports (imports.c) ------------------------------------------------ */

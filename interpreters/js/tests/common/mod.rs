@@ -6,7 +6,6 @@
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-use wit_parser::{PackageId, Resolve, WorldId};
 
 /// The folder of this crate, `interpreters/js`.
 fn crate_dir() -> &'static Path {
@@ -34,14 +33,10 @@ pub fn worlds_wit() -> PathBuf {
     crate_dir().join("../lua/tests/wit/worlds.wit")
 }
 
-/// The test worlds with what they use: the hello example's WIT (with
-/// WASI) and the init contract.
-pub fn test_wit() -> Result<(Resolve, PackageId)> {
-    componentize_testkit::script::test_wit(&hello_wit(), &worlds_wit())
-}
-
-/// Generates the bindings of `world` and links them with the JavaScript
-/// binding: js.so, the bindings, libqjs.so, libc.so.
-pub fn link(resolve: &Resolve, world: WorldId) -> Result<Vec<u8>> {
-    componentize_testkit::script::link(resolve, world, &componentize_js::binding()?)
+/// World `name` of the test worlds (which include the Lua hello example
+/// and the init contract), linked with the JavaScript binding: js.so, the
+/// bindings, libqjs.so, libc.so.
+pub fn link_world(name: &str) -> Result<Vec<u8>> {
+    let binding = componentize_js::binding()?;
+    componentize_testkit::script::link_world(&hello_wit(), &worlds_wit(), &binding, name)
 }

@@ -6,7 +6,6 @@
 
 use anyhow::Result;
 use std::path::{Path, PathBuf};
-use wit_parser::{PackageId, Resolve, WorldId};
 
 /// `interpreters/lua/tests`.
 pub fn tests_dir() -> PathBuf {
@@ -30,15 +29,15 @@ pub fn script(name: &str) -> String {
     read(&tests_dir().join("lua").join(name))
 }
 
-/// `tests/wit/worlds.wit` with what it uses: the hello example (with its
-/// WASI WIT) and the init contract.
-pub fn test_wit() -> Result<(Resolve, PackageId)> {
-    componentize_testkit::script::test_wit(&example("hello"), &tests_dir().join("wit/worlds.wit"))
-}
-
-/// Generates the bindings of `world` and links them with the Lua binding:
-/// lua.so first (it defines `cabi_realloc`, which the bindings re-export),
-/// then the bindings, then what lua.so needs.
-pub fn link(resolve: &Resolve, world: WorldId) -> Result<Vec<u8>> {
-    componentize_testkit::script::link(resolve, world, &componentize_lua::binding()?)
+/// World `name` of `tests/wit/worlds.wit` (which includes the hello
+/// example and the init contract), linked with the Lua binding: lua.so, the
+/// bindings, then what lua.so needs.
+pub fn link_world(name: &str) -> Result<Vec<u8>> {
+    let worlds = tests_dir().join("wit/worlds.wit");
+    componentize_testkit::script::link_world(
+        &example("hello"),
+        &worlds,
+        &componentize_lua::binding()?,
+        name,
+    )
 }
