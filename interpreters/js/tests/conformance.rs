@@ -19,7 +19,7 @@ fn the_conformance_script_passes_every_check() {
     let mut host = HostBuilder::new();
     host.env("CONFORMANCE", "yes");
     let stdout =
-        componentize_testkit::script::check_conformance(&snapshot.wasm, &["x y"], &mut host, 18);
+        componentize_testkit::script::check_conformance(&snapshot.wasm, &["x y"], &mut host, 19);
     // console.log formats its arguments as Node does.
     assert!(
         stdout.contains(
