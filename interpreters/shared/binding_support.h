@@ -94,6 +94,28 @@ typedef struct cz_handle {
   int state;      /* an enum cz_handle_state */
 } cz_handle;
 
+/* Until init ends, the bindings' allocators zero what they free: the init
+ * stage saves every non-zero byte of linear memory, and the garbage of
+ * load-time work would otherwise end up in the snapshot. Through a volatile
+ * pointer: the compiler would drop a memset before free. */
+static void *(*volatile cz_zero)(void *, int, size_t) = memset;
+
+/* realloc of a block of `old_size` usable bytes that leaves no freed byte
+ * unzeroed (shrinking zeroes the tail; growing copies, then zeroes and
+ * frees the old block, which realloc would free as it is). `new_size` > 0. */
+static void *cz_zeroing_realloc(void *ptr, size_t old_size, size_t new_size) {
+  if (new_size <= old_size) {
+    cz_zero((char *)ptr + new_size, 0, old_size - new_size);
+    return realloc(ptr, new_size);
+  }
+  void *p = malloc(new_size);
+  if (!p) return NULL;
+  memcpy(p, ptr, old_size);
+  cz_zero(ptr, 0, old_size);
+  free(ptr);
+  return p;
+}
+
 /* The canonical ABI's allocator: lowered strings and lists, and the
  * bindings' own buffers, come from the libc heap. */
 void *cabi_realloc(void *ptr, size_t old_size, size_t align, size_t new_size) {

@@ -139,12 +139,8 @@ static void jb_run_jobs(void) {
 /* The allocator                                                           */
 /* ====================================================================== */
 
-/* Until the init export has finished, freed memory is zeroed: the init
- * stage saves every non-zero byte of linear memory, and the garbage of
- * load-time work (the parser's, the compiler's) would otherwise end up in
- * the snapshot. Through a volatile pointer: a memset before free would be
- * dropped by the compiler. */
-static void *(*volatile jb_zero)(void *, int, size_t) = memset;
+/* QuickJS's allocator: zeroing what it frees until init ends (cz_zero),
+ * so the parser's and compiler's garbage stays out of the snapshot. */
 
 static void *jb_js_calloc(void *opaque, size_t count, size_t size) {
   (void)opaque;
@@ -158,7 +154,7 @@ static void *jb_js_malloc(void *opaque, size_t size) {
 
 static void jb_js_free(void *opaque, void *ptr) {
   (void)opaque;
-  if (ptr && JB.zero_freed) jb_zero(ptr, 0, malloc_usable_size(ptr));
+  if (ptr && JB.zero_freed) cz_zero(ptr, 0, malloc_usable_size(ptr));
   free(ptr);
 }
 
@@ -169,18 +165,7 @@ static void *jb_js_realloc(void *opaque, void *ptr, size_t size) {
     jb_js_free(opaque, ptr);
     return NULL;
   }
-  size_t old = malloc_usable_size(ptr);
-  if (size <= old) {
-    jb_zero((char *)ptr + size, 0, old - size);
-    return realloc(ptr, size);
-  }
-  /* Growing: realloc may move the block and free the old one unzeroed. */
-  void *p = malloc(size);
-  if (!p) return NULL;
-  memcpy(p, ptr, old);
-  jb_zero(ptr, 0, old);
-  free(ptr);
-  return p;
+  return cz_zeroing_realloc(ptr, malloc_usable_size(ptr), size);
 }
 
 static size_t jb_js_usable_size(const void *ptr) {

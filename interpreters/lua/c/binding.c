@@ -494,31 +494,17 @@ static void lb_types_init(lua_State *L) {
     LB.list_nullable[i] = WIT_TYPE_KIND(cz_resolve(LB.wit, w->lists[i].ty)) == WIT_TYPE_OPTION;
 }
 
-/* Lua's allocator. Until the init export has finished, freed memory is
- * zeroed: the init stage saves every non-zero byte of linear memory, and
- * the garbage of load-time work would otherwise end up in the snapshot. */
-/* Through a volatile pointer: the compiler would drop a memset before free. */
-static void *(*volatile lb_zero)(void *, int, size_t) = memset;
+/* Lua's allocator: zeroing what it frees until init ends (cz_zero). */
 
 static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
   if (nsize == 0) {
-    if (ptr && LB.zero_freed) lb_zero(ptr, 0, osize);
+    if (ptr && LB.zero_freed) cz_zero(ptr, 0, osize);
     free(ptr);
     return NULL;
   }
   if (!LB.zero_freed || !ptr) return realloc(ptr, nsize);
-  if (nsize <= osize) {
-    lb_zero((char *)ptr + nsize, 0, osize - nsize);
-    return realloc(ptr, nsize);
-  }
-  /* Growing: realloc may move the block and free the old one unzeroed. */
-  void *p = malloc(nsize);
-  if (!p) return NULL;
-  memcpy(p, ptr, osize);
-  lb_zero(ptr, 0, osize);
-  free(ptr);
-  return p;
+  return cz_zeroing_realloc(ptr, osize, nsize);
 }
 
 void wit_dylib_initialize(const wit_t *wit) {
