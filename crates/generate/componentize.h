@@ -29,6 +29,32 @@
  * buffers there).
  * Imports: push the arguments in REVERSE order (first on top), call
  * `import_funcs[i].impl(cx)`; the result, if any, is then on top.
+ *
+ * Async (the component model's callback ABI; `componentize generate` binds
+ * a function asynchronously when the WIT says `async func`, or as its
+ * `--async` filter says). What the bindings generate is described where it
+ * is declared: async imports at wit_import_func_t, async exports at
+ * wit_dylib_export_async_call, futures and streams at wit_t. Futures and
+ * streams pass as handles, with push_future/pop_future (and the stream
+ * ones) like own handles. The task-level built-ins the interpreter calls
+ * itself (waitable-set.new/wait/poll/drop, waitable.join, subtask.drop and
+ * .cancel, context.get/set, yield, backpressure) it imports from `$root`
+ * under their canonical names (`[waitable-set-new]`, `[context-get-1]`,
+ * ...), as wit-component accepts them. Async imports:
+ * `async_impl(cx, area)`, with `area` a buffer of async_abi_area_size bytes
+ * that lives until the call returns, pops the arguments and starts the
+ * call; it returns the subtask status (low 4 bits STARTING, STARTED or
+ * RETURNED; the subtask handle above). Once RETURNED (at once or as a
+ * SUBTASK event), `async_lift_impl(cx, area)` pushes the result, and the
+ * interpreter drops the subtask. Buffers freed with `defer` during the pops
+ * must outlive the call, not just async_impl.
+ *
+ * Stack pointer. The bindings keep temporaries on the shadow stack. By
+ * default they import libc's `env.__stack_pointer` global; generated with
+ * `--stack-pointer task-context`, for an interpreter and libc built for
+ * WASIp3, they use `$root` [context-get-0]/[context-set-0] instead, where
+ * such a libc keeps each task's stack pointer; the interpreter then keeps
+ * its own per-task state in context slot 1.
  */
 #ifndef COMPONENTIZE_H
 #define COMPONENTIZE_H
@@ -85,11 +111,15 @@ typedef struct wit_import_func {
   const char *interface;
   const char *name; /* "f", "[constructor]r", "[method]r.m", "[static]r.s" */
   wit_import_fn_t impl;
-  wit_import_async_fn_t async_impl;             /* NULL: no async imports yet */
-  wit_import_async_lift_fn_t async_lift_impl;   /* NULL */
+  /* Exactly one of `impl` (a synchronous import) and `async_impl` (an
+   * asynchronous one, see "Async imports" below) is set. */
+  wit_import_async_fn_t async_impl;
+  wit_import_async_lift_fn_t async_lift_impl;   /* set iff async_impl is */
   size_t nparams;
   const wit_type_t *params;
   wit_type_t result;
+  /* The area an async call's parameters (when more than four flat values)
+   * and result live in until it returns; 0 and 0 for a sync import. */
   size_t async_abi_area_size;
   size_t async_abi_area_align;
 } wit_import_func_t;
@@ -97,7 +127,9 @@ typedef struct wit_import_func {
 typedef struct wit_export_func {
   const char *interface;
   const char *name;
-  wit_export_task_return_fn_t task_return; /* NULL: no async exports yet */
+  /* Set for an async export (see "Async exports" below), NULL for a sync
+   * one. */
+  wit_export_task_return_fn_t task_return;
   size_t nparams;
   const wit_type_t *params;
   wit_type_t result;
@@ -200,8 +232,21 @@ typedef struct wit_stream {
 
 typedef struct wit_alias { const char *interface; const char *name; wit_type_t ty; } wit_alias_t;
 
-/* Empty tables have count 0 and a NULL pointer. Futures and streams are
- * always empty until componentize supports async. */
+/* Empty tables have count 0 and a NULL pointer.
+ *
+ * Futures and streams: one entry per type (per side, like other types, when
+ * an interface is imported and exported). `new` returns the readable end in
+ * the low 32 bits and the writable end in the high 32. `read`/`write` take a
+ * buffer of `count` (1 for a future) items of `abi_payload_size` bytes at
+ * `abi_payload_align` and return the canonical status (BLOCKED, or the
+ * count done with COMPLETED/DROPPED/CANCELLED); a blocked one completes as
+ * an event on the waitable set the end joined. `lower(cx, item)` pops one
+ * value into an item before a write; `lift(cx, item)` pushes one after a
+ * read. Without a payload, `ty` is empty, `lift`/`lower` are NULL and the
+ * size is 0 (align 1). A type no function signature holds (one an interface
+ * only defines) has every function pointer NULL: the canonical ABI names
+ * built-ins after a function, and no value of it can reach the
+ * interpreter. (wit-dylib 0.263 refuses such a world.) */
 typedef struct wit {
   uint32_t version; /* WIT_CURRENT_VERSION */
   size_t num_import_funcs; const wit_import_func_t *import_funcs;
@@ -241,8 +286,19 @@ void wit_dylib_dealloc_bytes(void *cx, void *ptr, size_t size, size_t align, boo
 void *wit_dylib_export_start(size_t which);
 void wit_dylib_export_call(void *cx, size_t which);
 void wit_dylib_export_finish(void *cx, size_t which);
-/* Async exports (callback ABI). Imported by every bindings module; never
- * called by componentize's bindings yet, but must be defined to link. */
+/* Async exports (the callback ABI). For an export whose task_return is set,
+ * the bindings lift the arguments onto a fresh cx as for a sync export, then
+ * call export_async_call(cx, which): the interpreter now owns cx (several
+ * calls of one export may be in flight) and starts the function, returning
+ * the callback code: EXIT (0), YIELD (1), or WAIT (2) | (waitable set << 4).
+ * Each event for the task then arrives as export_async_callback(event, p1,
+ * p2, which), answering with a code in turn; the interpreter finds its task
+ * with `context.get` (it imports the built-ins, see "Async" above). When the
+ * function finishes it pushes the result on cx and calls
+ * export_funcs[which].task_return(cx), which pops it and returns it to the
+ * caller; after EXIT the interpreter frees cx. Both are imported by every
+ * bindings module, so an interpreter without async support defines them
+ * anyway (to fail). */
 uint32_t wit_dylib_export_async_call(void *cx, size_t which);
 uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which);
 /* An exported resource's handle was dropped: `rep` is what was passed to

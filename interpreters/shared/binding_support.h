@@ -82,6 +82,40 @@ static bool cz_is_exported_resource(const wit_t *wit, size_t index) {
   return wit->resources[index].new != NULL;
 }
 
+/* Dies, naming the first async function or future/stream type of the
+ * world, for a binding that runs synchronous worlds only (`language` names
+ * it in the message). Called from wit_dylib_initialize, so the build fails
+ * at init with the reason rather than the component trapping later. A
+ * future or stream type no function holds has no built-ins and is no
+ * obstacle. */
+static void cz_refuse_async(const wit_t *wit, const char *language) {
+  static const char fix[] =
+      "use a synchronous world (WASI 0.2 rather than 0.3, no `async func`, `future` or "
+      "`stream`)";
+  for (size_t i = 0; i < wit->num_import_funcs; i++) {
+    const wit_import_func_t *f = &wit->import_funcs[i];
+    if (f->async_impl)
+      cz_die("import %s%s%s is async; the %s binding supports synchronous functions only: %s",
+             f->interface ? f->interface : "", f->interface ? "#" : "", f->name, language, fix);
+  }
+  for (size_t i = 0; i < wit->num_export_funcs; i++) {
+    const wit_export_func_t *f = &wit->export_funcs[i];
+    if (f->task_return)
+      cz_die("export %s%s%s is async; the %s binding supports synchronous functions only: %s",
+             f->interface ? f->interface : "", f->interface ? "#" : "", f->name, language, fix);
+  }
+  for (size_t i = 0; i < wit->num_futures; i++)
+    if (wit->futures[i].new)
+      cz_die("the world passes futures (a `future` type of %s); the %s binding does not support "
+             "them yet: %s", wit->futures[i].interface ? wit->futures[i].interface : "the world",
+             language, fix);
+  for (size_t i = 0; i < wit->num_streams; i++)
+    if (wit->streams[i].new)
+      cz_die("the world passes streams (a `stream` type of %s); the %s binding does not support "
+             "them yet: %s", wit->streams[i].interface ? wit->streams[i].interface : "the world",
+             language, fix);
+}
+
 /* An imported resource's handle, as the script's object for it holds it:
  * owned (the object drops it when collected or disposed), borrowed for
  * the duration of one export call, or dead (dropped, or given away to the

@@ -162,3 +162,52 @@ fn the_one_command_builds_the_js_hello_byte_identically_and_both_runtimes_run_it
         .unwrap();
     assert_eq!(ok(&o), expected);
 }
+
+/// The bundled bindings run synchronous worlds: an async one is refused
+/// when the interpreter starts (at init, so the build fails), naming the
+/// function; one with async imports is refused by init, naming the import.
+/// Nothing is written.
+#[test]
+fn the_bundled_interpreters_refuse_an_async_world_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.wasm");
+    let async_import = "the import `componentize:concurrency/types#[method]blob.read` is an `async func`, \
+                        and init does not run components with async imports yet";
+    let cases = [
+        (
+            "lua",
+            "async-run",
+            "export run is async; the Lua binding supports synchronous functions only",
+        ),
+        (
+            "js",
+            "async-run",
+            "export run is async; the JavaScript binding supports synchronous functions only",
+        ),
+        ("lua", "async-imports", async_import),
+    ];
+    for (interpreter, world, expected) in cases {
+        let file = dir.path().join(format!("app.{interpreter}"));
+        std::fs::write(&file, "").unwrap();
+        let err = failed(
+            &componentize()
+                .args([
+                    "--interpreter",
+                    interpreter,
+                    "--no-cache",
+                    "--world-name",
+                    world,
+                ])
+                .arg("--world")
+                .arg(common::corpus("async.wit"))
+                .arg("--init")
+                .arg(&file)
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .unwrap(),
+        );
+        assert!(err.contains(expected), "{interpreter} {world}: {err}");
+        assert!(!out.exists(), "{interpreter}: wrote {}", out.display());
+    }
+}

@@ -91,6 +91,8 @@ const GENERATE_ONLY: Flags = &[
     ("-w", Value),
     ("--init-export", Nothing),
     ("--interpreter", Value),
+    ("--async", Value),
+    ("--stack-pointer", Value),
     ("-o", Output),
 ];
 

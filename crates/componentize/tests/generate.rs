@@ -37,7 +37,7 @@ fn generate_writes_a_valid_module() {
 fn errors_are_one_clear_line_and_leave_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bindings.so");
-    let cases: [(&[&str], PathBuf, &str); 3] = [
+    let cases: [(&[&str], PathBuf, &str); 4] = [
         (
             &["-w", "nope"],
             corpus("scalars.wit"),
@@ -45,9 +45,14 @@ fn errors_are_one_clear_line_and_leave_no_output() {
         ),
         (&[], dir.path().join("missing.wit"), "does not exist"),
         (
-            &["-w", "async-func"],
+            &["-w", "uses-error-context"],
             corpus("unsupported.wit"),
-            "function `run` is `async`",
+            "exported function `fail` uses `error-context`",
+        ),
+        (
+            &["-w", "async-exports", "--async", "export:nope"],
+            corpus("async.wit"),
+            "`--async export:nope` matches no function of the world",
         ),
     ];
     for (args, wit, expected) in cases {

@@ -40,10 +40,117 @@ pub const DYLINK_NEEDED: u8 = 2;
 /// return area holds 8-byte values.
 pub const DYLINK_MEMORY_ALIGN_LOG2: u32 = 3;
 
-/// The name mangling and ABI of every import and export (the legacy
-/// synchronous one, as wit-dylib 0.263 uses; it yields the `cabi_post_*`
-/// names of post-return functions).
-pub const MANGLING: ManglingAndAbi = ManglingAndAbi::Legacy(LiftLowerAbi::Sync);
+/// The name mangling and ABI of resource intrinsics and synchronous
+/// functions (the legacy one, as wit-dylib 0.263 uses; it yields the
+/// `cabi_post_*` names of post-return functions).
+pub const RESOURCE_MANGLING: ManglingAndAbi = ManglingAndAbi::Legacy(LiftLowerAbi::Sync);
+
+/// The name mangling and ABI of a function: asynchronous functions use the
+/// callback ABI (`[async-lower]`, `[async-lift]`, `[callback]`).
+pub fn mangling(is_async: bool) -> ManglingAndAbi {
+    match is_async {
+        true => ManglingAndAbi::Legacy(LiftLowerAbi::AsyncCallback),
+        false => RESOURCE_MANGLING,
+    }
+}
+
+/// The import module of component-level built-ins not tied to an
+/// interface (`[context-get-0]`, ...).
+pub const ROOT: &str = "$root";
+/// `context.get` of slot 0, where a WASIp3 libc keeps the task's stack
+/// pointer (`--stack-pointer task-context`).
+pub const CONTEXT_GET_0: &str = "[context-get-0]";
+/// `context.set` of slot 0.
+pub const CONTEXT_SET_0: &str = "[context-set-0]";
+/// The import-module prefix of an exported function's future and stream
+/// built-ins.
+pub const EXPORT_PREFIX: &str = "[export]";
+
+/// A future or a stream: the two kinds of values that transmit items
+/// between tasks, each type with its own canonical built-ins.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Transmit {
+    Future,
+    Stream,
+}
+
+/// A canonical built-in of a future or stream type.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TransmitBuiltin {
+    New,
+    Read,
+    Write,
+    CancelRead,
+    CancelWrite,
+    DropReadable,
+    DropWritable,
+}
+
+impl TransmitBuiltin {
+    /// Every built-in, in the order the metadata (`wit_future_t`,
+    /// `wit_stream_t`) points to them.
+    pub const ALL: [TransmitBuiltin; 7] = [
+        TransmitBuiltin::New,
+        TransmitBuiltin::Read,
+        TransmitBuiltin::Write,
+        TransmitBuiltin::CancelRead,
+        TransmitBuiltin::CancelWrite,
+        TransmitBuiltin::DropReadable,
+        TransmitBuiltin::DropWritable,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            TransmitBuiltin::New => "new",
+            TransmitBuiltin::Read => "read",
+            TransmitBuiltin::Write => "write",
+            TransmitBuiltin::CancelRead => "cancel-read",
+            TransmitBuiltin::CancelWrite => "cancel-write",
+            TransmitBuiltin::DropReadable => "drop-readable",
+            TransmitBuiltin::DropWritable => "drop-writable",
+        }
+    }
+}
+
+impl Transmit {
+    /// `future` or `stream`, as in the built-ins' names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transmit::Future => "future",
+            Transmit::Stream => "stream",
+        }
+    }
+
+    /// `builtin` for the type found at `ordinal` in `function`'s signature:
+    /// its import name and core signature. Reads and writes are lowered
+    /// asynchronously (they return a status instead of blocking); a
+    /// stream's take an item count too.
+    pub fn builtin(
+        self,
+        builtin: TransmitBuiltin,
+        ordinal: usize,
+        function: &str,
+    ) -> (String, Vec<ValType>, Vec<ValType>) {
+        use TransmitBuiltin as B;
+        use ValType::{I32, I64};
+        let transfer = match self {
+            Transmit::Future => vec![I32, I32],
+            Transmit::Stream => vec![I32, I32, I32],
+        };
+        let (prefix, params, results) = match builtin {
+            B::New => ("", vec![], vec![I64]),
+            B::Read | B::Write => ("[async-lower]", transfer, vec![I32]),
+            B::CancelRead | B::CancelWrite => ("", vec![I32], vec![I32]),
+            B::DropReadable | B::DropWritable => ("", vec![I32], vec![]),
+        };
+        let name = format!(
+            "{prefix}[{}-{}-{ordinal}]{function}",
+            self.as_str(),
+            builtin.as_str()
+        );
+        (name, params, results)
+    }
+}
 
 macro_rules! intrinsics {
     ($($variant:ident = $name:literal : [$($p:ident)*] -> [$($r:ident)*],)*) => {

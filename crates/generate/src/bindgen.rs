@@ -11,9 +11,9 @@
 
 use crate::abi::{Intrinsic, flat, val_type};
 use crate::builder::{Helper, ModuleBuilder};
-use crate::plan::{Plan, Side};
+use crate::plan::{Plan, Side, async_area_types};
 use wasm_encoder::{BlockType, Function, InstructionSink, MemArg, ValType};
-use wit_parser::abi::AbiVariant;
+use wit_parser::abi::WasmSignature;
 use wit_parser::{FlagsRepr, Handle, Int, Resolve, Type, TypeDefKind};
 
 /// A wasm local and its type.
@@ -374,8 +374,8 @@ impl<'p, 'a> Emitter<'p, 'a> {
                 self.load(loc, Access::for_int(e.tag()));
                 self.call(I::PushEnum);
             }
-            TypeDefKind::Handle(h) => {
-                let (push, _) = handle_intrinsics(h);
+            TypeDefKind::Handle(_) | TypeDefKind::Future(_) | TypeDefKind::Stream(_) => {
+                let (push, _) = handle_intrinsics(kind);
                 self.get_cx();
                 self.ins().i32_const(index);
                 self.load(loc, Access::I32);
@@ -689,8 +689,8 @@ impl<'p, 'a> Emitter<'p, 'a> {
             TypeDefKind::Enum(e) => self.store(loc, Access::for_int(e.tag()), |me| {
                 me.push_indexed(I::PopEnum, index)
             }),
-            TypeDefKind::Handle(h) => {
-                let (_, pop) = handle_intrinsics(h);
+            TypeDefKind::Handle(_) | TypeDefKind::Future(_) | TypeDefKind::Stream(_) => {
+                let (_, pop) = handle_intrinsics(kind);
                 self.store(loc, Access::I32, |me| me.push_indexed(pop, index));
             }
             TypeDefKind::Variant(_) | TypeDefKind::Option(_) | TypeDefKind::Result(_) => {
@@ -842,11 +842,15 @@ struct ListParts {
     len: Local,
 }
 
-/// The push and pop intrinsics of a handle.
-fn handle_intrinsics(h: &Handle) -> (Intrinsic, Intrinsic) {
-    match h {
-        Handle::Own(_) => (Intrinsic::PushOwn, Intrinsic::PopOwn),
-        Handle::Borrow(_) => (Intrinsic::PushBorrow, Intrinsic::PopBorrow),
+/// The push and pop intrinsics of a handle: of a resource, a future or a
+/// stream (each one `i32` in the canonical ABI).
+fn handle_intrinsics(kind: &TypeDefKind) -> (Intrinsic, Intrinsic) {
+    match kind {
+        TypeDefKind::Handle(Handle::Own(_)) => (Intrinsic::PushOwn, Intrinsic::PopOwn),
+        TypeDefKind::Handle(Handle::Borrow(_)) => (Intrinsic::PushBorrow, Intrinsic::PopBorrow),
+        TypeDefKind::Future(_) => (Intrinsic::PushFuture, Intrinsic::PopFuture),
+        TypeDefKind::Stream(_) => (Intrinsic::PushStream, Intrinsic::PopStream),
+        other => unreachable!("`{}` is no handle", other.as_str()),
     }
 }
 
@@ -974,89 +978,209 @@ fn needs_scratch(resolve: &Resolve, ty: &Type) -> bool {
     }
 }
 
-/// `adapter f(cx)`: pops the arguments, calls the host import, pushes the
-/// result. Indirect parameters, the return area and the scratch slot live in
-/// a shadow-stack frame, allocated only when needed (an interpreter may call
-/// imports re-entrantly while values are popped, so static areas won't do).
+/// `adapter f`: the import adapter of world import `i`. Synchronous:
+/// `(cx) -> ()`, popping the arguments, calling the host and pushing the
+/// result. Asynchronous: `(cx, area) -> status`, popping the arguments into
+/// `area` (or flat), starting the call with the results due in `area`, and
+/// returning the subtask status for the interpreter to wait on.
 pub fn import_adapter(plan: &Plan<'_>, m: &mut ModuleBuilder, i: usize) -> Function {
     let import = &plan.imports[i];
-    let resolve = plan.resolve;
     let func = import.func;
-    let sig = resolve.wasm_signature(AbiVariant::GuestImport, func);
-    let param_types: Vec<Type> = func.params.iter().map(|p| p.ty).collect();
+    let sig = import.signature(plan.resolve);
+    let params: Vec<Type> = func.params.iter().map(|p| p.ty).collect();
+    let host = m.host_import(import.import);
+    let call = LoweredCall {
+        side: Side::Import,
+        params: &params,
+        result: func.result,
+        sig: &sig,
+        host,
+        area: import.is_async.then(|| AsyncArea::of(plan, i)),
+    };
+    lowered_call(plan, m, call)
+}
 
-    let scratch = !sig.indirect_params && param_types.iter().any(|t| needs_scratch(resolve, t));
+/// `lift results f`: `(cx, area) -> ()`, pushing the result an async import
+/// left in `area` once its subtask returned.
+pub fn lift_results(plan: &Plan<'_>, m: &mut ModuleBuilder, i: usize) -> Function {
+    let area = AsyncArea::of(plan, i);
+    let mut e = Emitter::new(plan, m, Side::Import, 2);
+    e.set_cx(0);
+    if let (Some(result), Some(offset)) = (plan.imports[i].func.result, area.result) {
+        e.lift(&result, &Loc::Mem { addr: 1, offset }, false);
+    }
+    e.finish()
+}
+
+/// `task.return f`: `(cx) -> ()` for async export `which`, popping the
+/// result and handing it to the canonical `task.return`, the way an import
+/// adapter hands arguments to the host.
+pub fn task_return(plan: &Plan<'_>, m: &mut ModuleBuilder, which: usize) -> Function {
+    let export = &plan.exports[which];
+    let func = export.func;
+    let (.., sig) = func.task_return_import(
+        plan.resolve,
+        export.key,
+        crate::abi::mangling(true).mangling(),
+    );
+    let host = m.host_import(export.task_return.expect("an async export"));
+    let params: Vec<Type> = func.result.into_iter().collect();
+    let call = LoweredCall {
+        side: export.side,
+        params: &params,
+        result: None,
+        sig: &sig,
+        host,
+        area: None,
+    };
+    lowered_call(plan, m, call)
+}
+
+/// Where the parameters (when indirect) and the result of an async import
+/// live in the area its caller provides: the offsets in `wit_t`'s
+/// `async_abi_area_size`/`align` record.
+#[derive(Clone, Copy)]
+struct AsyncArea {
+    params: Option<u32>,
+    result: Option<u32>,
+}
+
+impl AsyncArea {
+    fn of(plan: &Plan<'_>, i: usize) -> AsyncArea {
+        let import = &plan.imports[i];
+        let types = async_area_types(plan.resolve, import);
+        let offsets: Vec<u32> = plan
+            .sizes
+            .field_offsets(&types)
+            .into_iter()
+            .map(|(off, _)| off.size_wasm32() as u32)
+            .collect();
+        let indirect = import.signature(plan.resolve).indirect_params;
+        AsyncArea {
+            params: indirect.then_some(0),
+            result: import.func.result.map(|_| *offsets.last().unwrap()),
+        }
+    }
+}
+
+/// Where a lowered call's memory area is: in its shadow-stack frame or in
+/// the long-lived area an async call's caller provides.
+#[derive(Clone, Copy)]
+enum Base {
+    Frame,
+    Area,
+}
+
+/// A call to the host that pops its arguments from the interpreter.
+struct LoweredCall<'s> {
+    /// Whose types the arguments are lowered against.
+    side: Side,
+    params: &'s [Type],
+    result: Option<Type>,
+    /// The host function's core signature.
+    sig: &'s WasmSignature,
+    host: u32,
+    /// For an async call, where its area keeps parameters and result.
+    area: Option<AsyncArea>,
+}
+
+/// Pops the call's parameters, calls the host, and pushes its result.
+///
+/// Synchronous calls keep indirect parameters, the return area and the
+/// scratch slot in a shadow-stack frame, allocated only when needed (an
+/// interpreter may call imports re-entrantly while values are popped, so
+/// static areas won't do). An async call (`area` given) must keep its
+/// parameters and results alive after returning, so they go to the
+/// caller's area (local 1) instead and only the scratch slot is framed; it
+/// returns the status rather than a result.
+fn lowered_call(plan: &Plan<'_>, m: &mut ModuleBuilder, call: LoweredCall<'_>) -> Function {
+    let LoweredCall {
+        side,
+        params,
+        result,
+        sig,
+        host,
+        area,
+    } = call;
+    let resolve = plan.resolve;
+    let scratch = !sig.indirect_params && params.iter().any(|t| needs_scratch(resolve, t));
     let mut size: u32 = if scratch { 4 } else { 0 };
-    let mut area = |layout: wit_parser::ElementInfo| {
+    let mut reserve = |layout: wit_parser::ElementInfo| {
         let off = size.next_multiple_of(layout.align.align_wasm32() as u32);
         size = off + layout.size.size_wasm32() as u32;
         off
     };
-    let params_off = sig
-        .indirect_params
-        .then(|| area(plan.sizes.record(&param_types)));
-    let ret_off = sig
-        .retptr
-        .then(|| area(plan.sizes.record(func.result.iter())));
+    let (params_at, ret_at) = match area {
+        Some(area) => (
+            area.params.map(|off| (Base::Area, off)),
+            area.result
+                .filter(|_| sig.retptr)
+                .map(|off| (Base::Area, off)),
+        ),
+        None => (
+            sig.indirect_params
+                .then(|| (Base::Frame, reserve(plan.sizes.record(params)))),
+            sig.retptr
+                .then(|| (Base::Frame, reserve(plan.sizes.record(result.iter())))),
+        ),
+    };
     let frame = size.next_multiple_of(16);
 
-    let stack_pointer = m.global.stack_pointer;
-    let host = m.host_import(import.import);
-    let mut e = Emitter::new(plan, m, Side::Import, 1);
+    let stack_pointer = m.stack_pointer;
+    let mut e = Emitter::new(plan, m, side, if area.is_some() { 2 } else { 1 });
     e.set_cx(0);
     let fp = (frame > 0).then(|| {
         let fp = e.local(ValType::I32);
-        e.ins()
-            .global_get(stack_pointer)
-            .i32_const(frame as i32)
-            .i32_sub()
-            .local_tee(fp.idx)
-            .global_set(stack_pointer);
+        stack_pointer.get(&mut e.ins());
+        e.ins().i32_const(frame as i32).i32_sub().local_tee(fp.idx);
+        stack_pointer.set(&mut e.ins());
         fp.idx
     });
+    let base = |at: Base| match at {
+        Base::Frame => fp.unwrap(),
+        // The async adapter's second parameter.
+        Base::Area => 1,
+    };
     if scratch {
         e.set_temp(fp.unwrap(), 0);
     }
     let mut args: Vec<Local> = Vec::new();
-    if let Some(off) = params_off {
-        let loc = Loc::Mem {
-            addr: fp.unwrap(),
-            offset: off,
-        };
-        for (t, l) in param_types.iter().zip(e.fields(&loc, &param_types)) {
-            e.lower(t, &l, false);
+    let loc = match params_at {
+        Some((local, offset)) => Loc::Mem {
+            addr: base(local),
+            offset,
+        },
+        None => {
+            let flat_params = &sig.params[..sig.params.len() - usize::from(sig.retptr)];
+            args = flat_params.iter().map(|t| e.local(val_type(*t))).collect();
+            Loc::Flat(args.clone())
         }
-    } else {
-        let flat_params = &sig.params[..sig.params.len() - usize::from(sig.retptr)];
-        args = flat_params.iter().map(|t| e.local(val_type(*t))).collect();
-        let loc = Loc::Flat(args.clone());
-        for (t, l) in param_types.iter().zip(e.fields(&loc, &param_types)) {
-            e.lower(t, &l, false);
-        }
+    };
+    for (t, l) in params.iter().zip(e.fields(&loc, params)) {
+        e.lower(t, &l, false);
     }
-    if let Some(off) = params_off {
-        e.ins()
-            .local_get(fp.unwrap())
-            .i32_const(off as i32)
-            .i32_add();
+    if let Some((local, offset)) = params_at {
+        e.address(base(local), offset);
     }
     for a in &args {
         e.ins().local_get(a.idx);
     }
-    if let Some(off) = ret_off {
-        e.ins()
-            .local_get(fp.unwrap())
-            .i32_const(off as i32)
-            .i32_add();
+    if let Some((local, offset)) = ret_at {
+        e.address(base(local), offset);
     }
     e.ins().call(host);
-    if let Some(result) = &func.result {
-        match ret_off {
-            Some(off) => e.lift(
+    let status = area.map(|_| {
+        let status = e.local(ValType::I32);
+        e.ins().local_set(status.idx);
+        status
+    });
+    if let (Some(result), None) = (&result, area) {
+        match ret_at {
+            Some((local, offset)) => e.lift(
                 result,
                 &Loc::Mem {
-                    addr: fp.unwrap(),
-                    offset: off,
+                    addr: base(local),
+                    offset,
                 },
                 false,
             ),
@@ -1068,19 +1192,21 @@ pub fn import_adapter(plan: &Plan<'_>, m: &mut ModuleBuilder, i: usize) -> Funct
         }
     }
     if let Some(fp) = fp {
-        e.ins()
-            .local_get(fp)
-            .i32_const(frame as i32)
-            .i32_add()
-            .global_set(stack_pointer);
+        e.ins().local_get(fp).i32_const(frame as i32).i32_add();
+        stack_pointer.set(&mut e.ins());
+    }
+    if let Some(status) = status {
+        e.ins().local_get(status.idx);
     }
     e.finish()
 }
 
-/// An export: lifts the arguments onto a fresh `cx`, runs the interpreter,
-/// lowers the result into flat form or the static return area, and keeps
-/// `cx` for the post-return. Sync exports never re-enter an instance, so one
-/// static area serves all of them.
+/// An export: lifts the arguments onto a fresh `cx` and runs the
+/// interpreter. A sync export then lowers the result into flat form or the
+/// static return area and keeps `cx` for the post-return (sync exports never
+/// re-enter an instance, so one static area serves all of them). An async
+/// export hands `cx` over with `wit_dylib_export_async_call` and returns its
+/// callback code; the result leaves through `task.return` later.
 pub fn export_function(
     plan: &Plan<'_>,
     m: &mut ModuleBuilder,
@@ -1091,7 +1217,7 @@ pub fn export_function(
     let export = &plan.exports[which];
     let resolve = plan.resolve;
     let func = export.func;
-    let sig = resolve.wasm_signature(AbiVariant::GuestExport, func);
+    let sig = export.signature(resolve);
     let param_types: Vec<Type> = func.params.iter().map(|p| p.ty).collect();
     let globals = m.global;
     let mut e = Emitter::new(plan, m, export.side, params.len() as u32);
@@ -1130,6 +1256,10 @@ pub fn export_function(
         e.call(Intrinsic::DeallocBytes);
     }
     e.ins().local_get(cx.idx).i32_const(which as i32);
+    if export.task_return.is_some() {
+        e.call(Intrinsic::ExportAsyncCall);
+        return e.finish();
+    }
     e.call(Intrinsic::ExportCall);
     let result = match &func.result {
         None => None,
@@ -1159,6 +1289,34 @@ pub fn export_function(
     e.ins().local_get(cx.idx).global_set(globals.export_cx);
     if let Some(r) = result {
         e.ins().local_get(r.idx);
+    }
+    e.finish()
+}
+
+/// The `[callback]` of async export `which`: `(event, p1, p2) -> code`,
+/// handed to the interpreter, which finds the task's state itself (with
+/// `context.get`).
+pub fn export_callback(m: &ModuleBuilder, which: usize) -> Function {
+    let mut f = Function::new([]);
+    f.instructions()
+        .local_get(0)
+        .local_get(1)
+        .local_get(2)
+        .i32_const(which as i32)
+        .call(m.intrinsic(Intrinsic::ExportAsyncCallback))
+        .end();
+    f
+}
+
+/// The item lift or lower of future/stream payload `p`: `(cx, buffer) -> ()`.
+pub fn payload(plan: &Plan<'_>, m: &mut ModuleBuilder, p: usize, dir: Helper) -> Function {
+    let payload = &plan.payloads[p];
+    let mut e = Emitter::new(plan, m, payload.side, 2);
+    e.set_cx(0);
+    let loc = Loc::Mem { addr: 1, offset: 0 };
+    match dir {
+        Helper::Lift => e.lift(&payload.ty, &loc, false),
+        Helper::Lower => e.lower(&payload.ty, &loc, false),
     }
     e.finish()
 }

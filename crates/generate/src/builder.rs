@@ -2,13 +2,14 @@
 //! globals. Indices are final when handed out, so function bodies can call
 //! functions that are declared but not yet defined (helpers, post-returns).
 
+use crate::StackPointer;
 use crate::abi::{self, Intrinsic};
 use crate::plan::{Plan, Side};
 use std::collections::HashMap;
 use wasm_encoder::{
     CodeSection, ConstExpr, EntityType, ExportKind, ExportSection, Function, FunctionSection,
-    GlobalSection, GlobalType, ImportSection, MemoryType, NameMap, RefType, TableType, TypeSection,
-    ValType,
+    GlobalSection, GlobalType, ImportSection, InstructionSink, MemoryType, NameMap, RefType,
+    TableType, TypeSection, ValType,
 };
 use wit_parser::Type;
 
@@ -36,10 +37,35 @@ pub struct Globals {
     pub table_base: u32,
     /// `__memory_base` (imported).
     pub memory_base: u32,
-    /// `__stack_pointer` (imported).
-    pub stack_pointer: u32,
     /// Defined: the `cx` of the export whose post-return is pending.
     pub export_cx: u32,
+}
+
+/// How the generated code reads and writes the shadow stack pointer.
+#[derive(Clone, Copy)]
+pub enum StackPointerAccess {
+    /// The imported `__stack_pointer` global.
+    Global(u32),
+    /// The imported `context.get`/`context.set` of slot 0.
+    TaskContext { get: u32, set: u32 },
+}
+
+impl StackPointerAccess {
+    /// Pushes the stack pointer.
+    pub fn get(self, ins: &mut InstructionSink<'_>) {
+        match self {
+            StackPointerAccess::Global(g) => ins.global_get(g),
+            StackPointerAccess::TaskContext { get, .. } => ins.call(get),
+        };
+    }
+
+    /// Pops the new stack pointer.
+    pub fn set(self, ins: &mut InstructionSink<'_>) {
+        match self {
+            StackPointerAccess::Global(g) => ins.global_set(g),
+            StackPointerAccess::TaskContext { set, .. } => ins.call(set),
+        };
+    }
 }
 
 struct Defined {
@@ -75,6 +101,8 @@ pub struct ModuleBuilder {
     global_count: u32,
     /// The module's globals.
     pub global: Globals,
+    /// Where the shadow stack pointer is.
+    pub stack_pointer: StackPointerAccess,
     defined: Vec<Defined>,
     reexports: Vec<(&'static str, u32)>,
     helpers: HashMap<(Helper, Type, u32), u32>,
@@ -83,8 +111,9 @@ pub struct ModuleBuilder {
 
 impl ModuleBuilder {
     /// Imports the interpreter interface, the plan's host imports, and the
-    /// dynamic linker's globals, memory and table, in that order.
-    pub fn new(plan: &Plan<'_>) -> ModuleBuilder {
+    /// dynamic linker's globals (or the task-context built-ins holding the
+    /// stack pointer), memory and table, in that order.
+    pub fn new(plan: &Plan<'_>, stack_pointer: StackPointer) -> ModuleBuilder {
         let mut m = ModuleBuilder {
             types: Vec::new(),
             type_index: HashMap::new(),
@@ -98,9 +127,9 @@ impl ModuleBuilder {
             global: Globals {
                 table_base: 0,
                 memory_base: 0,
-                stack_pointer: 0,
                 export_cx: 0,
             },
+            stack_pointer: StackPointerAccess::Global(0),
             defined: Vec::new(),
             reexports: Vec::new(),
             helpers: HashMap::new(),
@@ -126,7 +155,15 @@ impl ModuleBuilder {
         };
         m.global.table_base = m.import_global(abi::TABLE_BASE, const_i32);
         m.global.memory_base = m.import_global(abi::MEMORY_BASE, const_i32);
-        m.global.stack_pointer = m.import_global(abi::STACK_POINTER, mut_i32);
+        m.stack_pointer = match stack_pointer {
+            StackPointer::Global => {
+                StackPointerAccess::Global(m.import_global(abi::STACK_POINTER, mut_i32))
+            }
+            StackPointer::TaskContext => StackPointerAccess::TaskContext {
+                get: m.import_func(abi::ROOT, abi::CONTEXT_GET_0, &[], &[ValType::I32]),
+                set: m.import_func(abi::ROOT, abi::CONTEXT_SET_0, &[ValType::I32], &[]),
+            },
+        };
         m.global.export_cx = m.define_global("export_cx", mut_i32);
         m.imports.import(
             abi::ENV,

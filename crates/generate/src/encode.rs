@@ -3,9 +3,10 @@
 //! and data segments, `dylink.0`, `__wasm_apply_data_relocs` and the name
 //! section.
 
+use crate::Options;
 use crate::abi::{self, Intrinsic, val_types};
 use crate::bindgen;
-use crate::builder::{Globals, ModuleBuilder};
+use crate::builder::{Globals, Helper, ModuleBuilder};
 use crate::metadata::{Encoded, FuncRef};
 use crate::plan::Plan;
 use std::collections::HashMap;
@@ -13,58 +14,108 @@ use wasm_encoder::{
     BlockType, ConstExpr, CustomSection, DataSection, ElementSection, Elements, Function, MemArg,
     Module, NameSection, ValType,
 };
-use wit_parser::abi::AbiVariant;
 use wit_parser::{WasmExport, WasmExportKind, WorldKey};
 
-/// Builds the whole module; `interpreter` is recorded as `needed`.
-pub fn module(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
-    let mut m = ModuleBuilder::new(plan);
+/// Builds the whole module; [`Options::interpreter`] is recorded as
+/// `needed`.
+pub fn module(plan: &Plan<'_>, options: &Options) -> Vec<u8> {
+    let mut m = ModuleBuilder::new(plan, options.stack_pointer);
 
-    // Element segment: resource intrinsics, then import adapters.
+    // Element segment: host built-ins, then import adapters (and the result
+    // lifts of async ones), then the `task.return`s of async exports, then
+    // future/stream item lifts and lowers. Functions are declared here, in
+    // final index order, and defined below.
     let mut elems: Vec<u32> = Vec::new();
-    let mut host_elem = HashMap::new();
+    let mut elem_of: HashMap<FuncRef, u32> = HashMap::new();
+    let mut in_table = |elems: &mut Vec<u32>, f: FuncRef, index: u32| {
+        elem_of.insert(f, elems.len() as u32);
+        elems.push(index);
+    };
     for (i, h) in plan.host_imports.iter().enumerate() {
         if h.in_table {
-            host_elem.insert(i as u32, elems.len() as u32);
-            elems.push(m.host_import(i));
+            in_table(&mut elems, FuncRef::HostImport(i as u32), m.host_import(i));
         }
     }
-    let adapter_elem = elems.len() as u32;
     let mut adapters = Vec::new();
-    for import in &plan.imports {
-        let name = format!("adapter {}", qualified(plan, import.key, &import.func.name));
-        let index = m.declare(name, &[ValType::I32], &[], false);
-        elems.push(index);
-        adapters.push(index);
+    for (i, import) in plan.imports.iter().enumerate() {
+        let name = qualified(plan, import.key, &import.func.name);
+        let (params, results): (&[ValType], &[ValType]) = match import.is_async {
+            true => (&[ValType::I32, ValType::I32], &[ValType::I32]),
+            false => (&[ValType::I32], &[]),
+        };
+        let adapter = m.declare(format!("adapter {name}"), params, results, false);
+        in_table(&mut elems, FuncRef::Adapter(i as u32), adapter);
+        let lift = import.is_async.then(|| {
+            let f = m.declare(
+                format!("lift results {name}"),
+                &[ValType::I32; 2],
+                &[],
+                false,
+            );
+            in_table(&mut elems, FuncRef::LiftResults(i as u32), f);
+            f
+        });
+        adapters.push((adapter, lift));
+    }
+    let mut task_returns = Vec::new();
+    for (which, export) in plan.exports.iter().enumerate() {
+        if export.task_return.is_some() {
+            let name = qualified(plan, export.key, &export.func.name);
+            let f = m.declare(format!("task.return {name}"), &[ValType::I32], &[], false);
+            in_table(&mut elems, FuncRef::TaskReturn(which as u32), f);
+            task_returns.push((which, f));
+        }
+    }
+    let mut payloads = Vec::new();
+    for (p, payload) in plan.payloads.iter().enumerate() {
+        let p = p as u32;
+        for (dir, verb, f) in [
+            (Helper::Lift, "lift", FuncRef::PayloadLift(p)),
+            (Helper::Lower, "lower", FuncRef::PayloadLower(p)),
+        ] {
+            let name = payload.function_name(verb);
+            let index = m.declare(name, &[ValType::I32; 2], &[], false);
+            in_table(&mut elems, f, index);
+            payloads.push((p as usize, dir, index));
+        }
     }
 
-    let encoded = plan.metadata.encode(|f| match f {
-        FuncRef::Null => None,
-        FuncRef::HostImport(i) => Some(host_elem[&i]),
-        FuncRef::Adapter(i) => Some(adapter_elem + i),
-    });
-    // The return area of exports follows the metadata, 8-byte aligned.
+    let encoded = plan.metadata.encode(|f| elem_of.get(&f).copied());
+    // The return area of sync exports follows the metadata, 8-byte aligned.
     let ret_area_offset = (encoded.bytes.len() as u32).next_multiple_of(8);
     let ret_area_size = plan
         .exports
         .iter()
+        .filter(|e| e.task_return.is_none())
         .filter_map(|e| e.func.result)
         .map(|t| plan.sizes.size(&t).size_wasm32() as u32)
         .max()
         .unwrap_or(0);
 
-    for (i, index) in adapters.into_iter().enumerate() {
+    for (i, (adapter, lift)) in adapters.into_iter().enumerate() {
         let body = bindgen::import_adapter(plan, &mut m, i);
+        m.define(adapter, body);
+        if let Some(lift) = lift {
+            let body = bindgen::lift_results(plan, &mut m, i);
+            m.define(lift, body);
+        }
+    }
+    for (which, index) in task_returns {
+        let body = bindgen::task_return(plan, &mut m, which);
+        m.define(index, body);
+    }
+    for (p, dir, index) in payloads {
+        let body = bindgen::payload(plan, &mut m, p, dir);
         m.define(index, body);
     }
     for (which, export) in plan.exports.iter().enumerate() {
         let resolve = plan.resolve;
-        let sig = resolve.wasm_signature(AbiVariant::GuestExport, export.func);
+        let sig = export.signature(resolve);
         let params = val_types(&sig.params);
         let results = val_types(&sig.results);
         let name = |kind| {
             resolve.wasm_export_name(
-                abi::MANGLING,
+                abi::mangling(export.task_return.is_some()),
                 WasmExport::Func {
                     interface: export.key,
                     func: export.func,
@@ -72,16 +123,27 @@ pub fn module(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
                 },
             )
         };
-        // The export's body may declare helpers: the post-return follows them.
+        // The export's body may declare helpers: the post-return (or
+        // callback) follows them.
         let index = m.declare(name(WasmExportKind::Normal), &params, &results, true);
         let body = bindgen::export_function(plan, &mut m, which, &params, ret_area_offset);
         m.define(index, body);
-        let post = m.declare(name(WasmExportKind::PostReturn), &results, &[], true);
-        m.define(post, bindgen::post_return(&m, which));
+        if export.task_return.is_some() {
+            let callback = m.declare(
+                name(WasmExportKind::Callback),
+                &[ValType::I32; 3],
+                &[ValType::I32],
+                true,
+            );
+            m.define(callback, bindgen::export_callback(&m, which));
+        } else {
+            let post = m.declare(name(WasmExportKind::PostReturn), &results, &[], true);
+            m.define(post, bindgen::post_return(&m, which));
+        }
     }
     for r in &plan.exported_resources {
         let name = plan.resolve.wasm_export_name(
-            abi::MANGLING,
+            abi::RESOURCE_MANGLING,
             WasmExport::ResourceDtor {
                 interface: r.key,
                 resource: r.id,
@@ -129,7 +191,7 @@ pub fn module(plan: &Plan<'_>, interpreter: Option<&str>) -> Vec<u8> {
         data: dylink0(
             ret_area_offset + ret_area_size,
             elems.len() as u32,
-            interpreter,
+            options.interpreter.as_deref(),
         )
         .into(),
     });

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod asyncness;
 mod bindgen;
 mod builder;
 mod encode;
@@ -39,6 +40,7 @@ use std::path::Path;
 use wit_parser::{PackageId, Resolve, WorldId};
 
 pub use abi::BINDINGS_MODULE_NAME;
+pub use asyncness::{AsyncDirective, AsyncTarget, StackPointer};
 pub use exclude::Exclusions;
 
 /// The C header for interpreter authors: the interface exactly as the
@@ -59,6 +61,25 @@ pub struct Options {
     /// first.
     #[cfg_attr(feature = "cli", arg(long, value_name = "NAME"))]
     pub interpreter: Option<String>,
+    /// Which functions to bind asynchronously: `all`, `NAME`,
+    /// `import:NAME` or `export:NAME`, each optionally after `-` (forced
+    /// synchronous); NAME is `ns:pkg/iface@version#func` or a world-level
+    /// `func`. Repeatable and comma-separated; the first match wins, and a
+    /// function no directive matches is asynchronous iff the WIT says
+    /// `async func`. A directive matching nothing is an error.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "async", value_name = "FILTER", value_delimiter = ',')
+    )]
+    pub async_: Vec<AsyncDirective>,
+    /// Where the generated code keeps the shadow stack pointer:
+    /// `task-context` for an interpreter and libc built for WASIp3, whose
+    /// tasks each have their own stack; `global` otherwise.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_enum, value_name = "WHERE", default_value_t = StackPointer::Global)
+    )]
+    pub stack_pointer: StackPointer,
     /// Parts of the world left to other libraries (partial bindings).
     #[cfg_attr(feature = "cli", command(flatten))]
     pub exclusions: Exclusions,
@@ -79,7 +100,30 @@ impl Options {
             args.extend(["--interpreter".into(), name.into()]);
         }
         args.extend(self.exclusions.to_args());
+        for directive in &self.async_ {
+            // `=`: a directive may start with `-`.
+            args.push(format!("--async={directive}").into());
+        }
+        if self.stack_pointer != StackPointer::default() {
+            args.extend(["--stack-pointer".into(), self.stack_pointer.as_str().into()]);
+        }
         args
+    }
+
+    /// Adds an `--async` directive ([`Options::async_`]), e.g. `all` or
+    /// `-import:wasi:io/poll@0.2.0#poll`.
+    pub fn async_directive(&mut self, directive: &str) -> Result<&mut Self> {
+        let directive = directive
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--async: {e}"))?;
+        self.async_.push(directive);
+        Ok(self)
+    }
+
+    /// Sets [`Options::stack_pointer`].
+    pub fn stack_pointer(&mut self, at: StackPointer) -> &mut Self {
+        self.stack_pointer = at;
+        self
     }
 
     /// Adds to [`Options::exclusions`] an interface to leave out of the
@@ -166,10 +210,14 @@ impl Bindings {
 
 /// Generates the bindings dylib for `world`.
 ///
+/// Functions are bound synchronously or asynchronously as
+/// [`Options::async_`] decides; `future` and `stream` values of any payload
+/// are carried as handles, with per-type intrinsics in the metadata.
+///
 /// Fails with a message naming the function and type for what the interface
-/// cannot carry: `async` functions, `future`/`stream`, `error-context`, and
-/// fixed-length lists; and for maps whose values hold handles, which WIT
-/// accepts but the component model does not.
+/// cannot carry: `error-context` and fixed-length lists; for maps whose
+/// values hold handles, which WIT accepts but the component model does not;
+/// and for an `--async` directive that matches no function.
 ///
 /// With [`Options::exclusions`], the bindings are those of the world without
 /// the excluded items (their `component-type` section says so too), and name
@@ -178,8 +226,8 @@ impl Bindings {
 pub fn generate(resolve: &Resolve, world: WorldId, options: &Options) -> Result<Bindings> {
     let reduced = options.exclusions.apply(resolve, world)?;
     let resolve = reduced.as_ref().map_or(resolve, |r| &r.resolve);
-    let plan = plan::Plan::new(resolve, world)?;
-    let mut wasm = encode::module(&plan, options.interpreter.as_deref());
+    let plan = plan::Plan::new(resolve, world, &options.async_)?;
+    let mut wasm = encode::module(&plan, options);
     wit_component::embed_component_metadata(
         &mut wasm,
         resolve,
@@ -311,7 +359,10 @@ mod tests {
             .interpreter("lua.so")
             .exclude_interface("wasi:http/types@0.2")
             .exclude_export("run")
-            .exclude_export("a:b/c");
+            .exclude_export("a:b/c")
+            .stack_pointer(super::StackPointer::TaskContext);
+        options.async_directive("-import:a:b/c#f").unwrap();
+        options.async_directive("all").unwrap();
         let mut wit = WitOptions::default();
         wit.feature("a,b").feature("c").all_features(true);
         let args = std::iter::once("generate".into())

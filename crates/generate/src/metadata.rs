@@ -50,8 +50,9 @@ pub enum Kind {
     List,
     Map,
     FixedLengthList,
-    // 26 and 27 are futures and streams, which the plan refuses.
-    Alias = 28,
+    Future,
+    Stream,
+    Alias,
 }
 
 /// How many entries one metadata table may hold: a [`Code`] keeps the index
@@ -113,19 +114,31 @@ pub fn primitive_code(ty: &wit_parser::Type) -> Option<Code> {
 }
 
 /// A function pointer stored in the metadata.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum FuncRef {
     Null,
-    /// The n-th host import of the plan (resource intrinsics).
+    /// The n-th host import of the plan (resource and future/stream
+    /// built-ins).
     HostImport(u32),
     /// The adapter of the n-th world import function.
     Adapter(u32),
+    /// The result lift of the n-th world import function (async only).
+    LiftResults(u32),
+    /// The `task.return` adapter of the n-th export (async only).
+    TaskReturn(u32),
+    /// The item lift of the plan's n-th future/stream payload.
+    PayloadLift(u32),
+    /// The item lower of the plan's n-th future/stream payload.
+    PayloadLower(u32),
 }
 
 pub struct ImportFunc {
     pub interface: Option<String>,
     pub name: String,
     pub adapter: u32,
+    /// For an async import, the size and alignment of the area its
+    /// adapter and result lift share.
+    pub async_area: Option<(u32, u32)>,
     pub params: Vec<Code>,
     pub result: Option<Code>,
 }
@@ -133,8 +146,19 @@ pub struct ImportFunc {
 pub struct ExportFunc {
     pub interface: Option<String>,
     pub name: String,
+    pub task_return: FuncRef,
     pub params: Vec<Code>,
     pub result: Option<Code>,
+}
+
+/// The kind-specific part of a `wit_future_t` or `wit_stream_t`.
+pub struct TransmitEntry {
+    pub payload: Option<Code>,
+    /// new, read, write, cancel-read, cancel-write, drop-readable,
+    /// drop-writable, item lift, item lower.
+    pub funcs: [FuncRef; 9],
+    pub size: u32,
+    pub align: u32,
 }
 
 pub struct Resource {
@@ -161,10 +185,12 @@ enum Body {
     Types(Vec<u32>),
     /// Plain words (options, results, lists, maps, fixed-length lists, aliases).
     Words(Vec<u32>),
+    /// `ty`, nine function pointers, size, alignment (futures, streams).
+    Transmit(TransmitEntry),
 }
 
 /// The tables of `wit_t`, in the order of the struct's fields.
-const TABLES: usize = 11;
+const TABLES: usize = 13;
 const RECORDS: usize = 0;
 const FLAGS: usize = 1;
 const TUPLES: usize = 2;
@@ -175,9 +201,9 @@ const RESULTS: usize = 6;
 const LISTS: usize = 7;
 const MAPS: usize = 8;
 const FIXED_LENGTH_LISTS: usize = 9;
-// futures and streams (always empty: refused before planning) sit between
-// fixed-length lists and aliases in `wit_t`.
-const ALIASES: usize = 10;
+const FUTURES: usize = 10;
+const STREAMS: usize = 11;
+const ALIASES: usize = 12;
 
 #[derive(Default)]
 pub struct Metadata {
@@ -373,6 +399,28 @@ impl Metadata {
         )
     }
 
+    pub fn push_transmit(
+        &mut self,
+        transmit: crate::abi::Transmit,
+        interface: Option<String>,
+        name: Option<String>,
+        entry: TransmitEntry,
+    ) -> Code {
+        let (table, kind) = match transmit {
+            crate::abi::Transmit::Future => (FUTURES, Kind::Future),
+            crate::abi::Transmit::Stream => (STREAMS, Kind::Stream),
+        };
+        self.push(
+            table,
+            kind,
+            Entry {
+                interface,
+                name,
+                body: Body::Transmit(entry),
+            },
+        )
+    }
+
     pub fn push_alias(&mut self, interface: Option<String>, name: String, ty: Code) -> Code {
         self.push(
             ALIASES,
@@ -412,14 +460,25 @@ impl Metadata {
                     let at = w.words.len();
                     w.opt_str(f.interface.as_deref());
                     w.str(&f.name);
-                    w.func(elem(FuncRef::Adapter(f.adapter)));
-                    w.word(0); // async_impl
-                    w.word(0); // async_lift_impl
+                    let adapter = elem(FuncRef::Adapter(f.adapter));
+                    match f.async_area {
+                        None => {
+                            w.func(adapter);
+                            w.word(0); // async_impl
+                            w.word(0); // async_lift_impl
+                        }
+                        Some(_) => {
+                            w.word(0); // impl
+                            w.func(adapter);
+                            w.func(elem(FuncRef::LiftResults(f.adapter)));
+                        }
+                    }
                     w.word(f.params.len() as u32);
                     w.word(0); // params, patched below
                     w.word(Code::or_empty(f.result));
-                    w.word(0); // async_abi_area_size
-                    w.word(0); // async_abi_area_align
+                    let (size, align) = f.async_area.unwrap_or((0, 0));
+                    w.word(size);
+                    w.word(align);
                     at
                 })
                 .collect();
@@ -435,7 +494,7 @@ impl Metadata {
                     let at = w.words.len();
                     w.opt_str(f.interface.as_deref());
                     w.str(&f.name);
-                    w.word(0); // task_return
+                    w.func(elem(f.task_return));
                     w.word(f.params.len() as u32);
                     w.word(0);
                     w.word(Code::or_empty(f.result));
@@ -455,13 +514,8 @@ impl Metadata {
                 }
             }
         });
-        for (i, table) in self.tables.iter().enumerate() {
-            if i == ALIASES {
-                // futures, streams
-                array(&mut w, 0, &mut |_| {});
-                array(&mut w, 0, &mut |_| {});
-            }
-            array(&mut w, table.len(), &mut |w| w.entries(table));
+        for table in &self.tables {
+            array(&mut w, table.len(), &mut |w| w.entries(table, &elem));
         }
         w.finish()
     }
@@ -543,7 +597,7 @@ impl Writer {
         self.point(slot, at);
     }
 
-    fn entries(&mut self, table: &[Entry]) {
+    fn entries(&mut self, table: &[Entry], elem: &dyn Fn(FuncRef) -> Option<u32>) {
         let mut nested = Vec::new();
         for e in table {
             self.opt_str(e.interface.as_deref());
@@ -565,6 +619,14 @@ impl Writer {
                     self.word(0);
                 }
                 Body::Words(words) => self.words.extend(words),
+                Body::Transmit(t) => {
+                    self.word(Code::or_empty(t.payload));
+                    for f in t.funcs {
+                        self.func(elem(f));
+                    }
+                    self.word(t.size);
+                    self.word(t.align);
+                }
             }
         }
         let mut slots = nested.into_iter();
@@ -595,7 +657,7 @@ impl Writer {
                     let slot = slots.next().unwrap();
                     self.code_array(slot, items.iter().copied());
                 }
-                Body::Words(_) => {}
+                Body::Words(_) | Body::Transmit(_) => {}
             }
         }
     }

@@ -2,10 +2,12 @@
 //! `wit_t` metadata tables (in wit-dylib 0.263's registration order, so type
 //! indices agree with it), the imports, and which functions are generated.
 
-use crate::abi::{self, MANGLING};
+use crate::abi::{self, RESOURCE_MANGLING, Transmit};
+use crate::asyncness::{AsyncChooser, AsyncDirective};
 use crate::metadata::{self, Code, FuncRef, Kind, Metadata};
 use anyhow::{Result, bail};
 use std::collections::{BTreeSet, HashMap};
+use wit_parser::abi::{AbiVariant, WasmSignature};
 use wit_parser::{
     Function, Handle, InterfaceId, LiveTypes, Resolve, SizeAlign, Type, TypeDefKind, TypeId,
     TypeOwner, WorldId, WorldItem, WorldKey,
@@ -24,8 +26,23 @@ pub enum Side {
 pub struct ImportFunc<'a> {
     pub key: Option<&'a WorldKey>,
     pub func: &'a Function,
-    /// Index of the `(module, name)` import in [`Plan::imports`].
+    /// Index of the `(module, name)` import in [`Plan::host_imports`].
     pub import: usize,
+    /// Lowered asynchronously (`[async-lower]`): the adapter takes
+    /// `(cx, area)` and returns the subtask status, and a second function
+    /// lifts the results out of `area` once the call returns.
+    pub is_async: bool,
+}
+
+impl ImportFunc<'_> {
+    /// The core signature of the host import.
+    pub fn signature(&self, resolve: &Resolve) -> WasmSignature {
+        let variant = match self.is_async {
+            true => AbiVariant::GuestImportAsync,
+            false => AbiVariant::GuestImport,
+        };
+        resolve.wasm_signature(variant, self.func)
+    }
 }
 
 /// A world export function.
@@ -33,6 +50,54 @@ pub struct ExportFunc<'a> {
     pub key: Option<&'a WorldKey>,
     pub func: &'a Function,
     pub side: Side,
+    /// For an async (callback ABI) export, the index of its `[task-return]`
+    /// import in [`Plan::host_imports`].
+    pub task_return: Option<usize>,
+}
+
+impl ExportFunc<'_> {
+    /// The core signature of the export.
+    pub fn signature(&self, resolve: &Resolve) -> WasmSignature {
+        let variant = match self.task_return {
+            Some(_) => AbiVariant::GuestExportAsync,
+            None => AbiVariant::GuestExport,
+        };
+        resolve.wasm_signature(variant, self.func)
+    }
+}
+
+/// The item lift and lower functions of one registration of a future or
+/// stream type with a payload: `(cx, buffer) -> ()` for one item.
+pub struct Payload {
+    pub side: Side,
+    pub ty: Type,
+    transmit: Transmit,
+    ordinal: usize,
+    function: String,
+}
+
+impl Payload {
+    /// `[future-lift-N]f` or `[stream-lower-N]f`: `verb` and the type's
+    /// place in the first function whose signature holds it.
+    pub fn function_name(&self, verb: &str) -> String {
+        format!(
+            "[{}-{verb}-{}]{}",
+            self.transmit.as_str(),
+            self.ordinal,
+            self.function
+        )
+    }
+}
+
+/// The host intrinsics of one future or stream type: seven consecutive
+/// [`Plan::host_imports`] (new, read, write, cancel-read, cancel-write,
+/// drop-readable, drop-writable), named after the first function whose
+/// signature holds the type, as the canonical ABI names them.
+#[derive(Clone)]
+struct TransmitImports {
+    first: usize,
+    ordinal: usize,
+    function: String,
 }
 
 /// An exported resource, whose `[dtor]` the module exports.
@@ -61,11 +126,17 @@ pub struct Plan<'a> {
     pub imports: Vec<ImportFunc<'a>>,
     pub exports: Vec<ExportFunc<'a>>,
     pub exported_resources: Vec<ExportedResource<'a>>,
+    pub payloads: Vec<Payload>,
     codes: [HashMap<TypeId, Code>; 2],
+    transmits: HashMap<TypeId, TransmitImports>,
 }
 
 impl<'a> Plan<'a> {
-    pub fn new(resolve: &'a Resolve, world: WorldId) -> Result<Plan<'a>> {
+    pub fn new(
+        resolve: &'a Resolve,
+        world: WorldId,
+        async_: &[AsyncDirective],
+    ) -> Result<Plan<'a>> {
         check_type_count(resolve.types.len())?;
         let mut sizes = SizeAlign::default();
         sizes.fill(resolve)?;
@@ -78,10 +149,14 @@ impl<'a> Plan<'a> {
             imports: Vec::new(),
             exports: Vec::new(),
             exported_resources: Vec::new(),
+            payloads: Vec::new(),
             codes: [HashMap::new(), HashMap::new()],
+            transmits: HashMap::new(),
         };
         plan.check_supported()?;
-        plan.walk();
+        let mut chooser = AsyncChooser::new(async_);
+        plan.walk(&mut chooser);
+        chooser.check_all_used()?;
         Ok(plan)
     }
 
@@ -106,13 +181,6 @@ impl<'a> Plan<'a> {
                 WorldItem::Interface { id, .. } => {
                     let iface = &resolve.interfaces[*id];
                     for (_, ty) in iface.types.iter() {
-                        if let Some(what) = async_type(resolve, &Type::Id(*ty)) {
-                            bail!(
-                                "{dir}ed interface `{}` defines type `{}` using {what}, which componentize does not support yet (async is a later release)",
-                                resolve.name_world_key(key),
-                                resolve.types[*ty].name.as_deref().unwrap_or("<anonymous>"),
-                            );
-                        }
                         if let Some(map) = map_of_handles(resolve, &Type::Id(*ty)) {
                             bail!(
                                 "{dir}ed interface `{}` defines type `{}` using {map}, {MAP_OF_HANDLES}",
@@ -123,15 +191,7 @@ impl<'a> Plan<'a> {
                     }
                     iface.functions.values().collect()
                 }
-                WorldItem::Type { id, .. } => {
-                    if let Some(what) = async_type(resolve, &Type::Id(*id)) {
-                        bail!(
-                            "world type `{}` uses {what}, which componentize does not support yet",
-                            resolve.name_world_key(key)
-                        );
-                    }
-                    continue;
-                }
+                WorldItem::Type { .. } => continue,
             };
             for func in funcs {
                 let place = describe(
@@ -139,11 +199,6 @@ impl<'a> Plan<'a> {
                     Some(key).filter(|_| !matches!(item, WorldItem::Function(_))),
                     func,
                 );
-                if func.kind.is_async() {
-                    bail!(
-                        "{dir}ed function {place} is `async`; componentize generates synchronous bindings only for now (remove `async` or leave the function out of the world)"
-                    );
-                }
                 let types = func.params.iter().map(|p| &p.ty).chain(func.result.iter());
                 for ty in types {
                     if let Some(what) = unsupported_in_signature(resolve, ty) {
@@ -160,19 +215,24 @@ impl<'a> Plan<'a> {
         Ok(())
     }
 
-    fn walk(&mut self) {
+    fn walk(&mut self, chooser: &mut AsyncChooser<'_>) {
         let resolve = self.resolve;
         let world = &resolve.worlds[self.world];
 
         // Host imports, in the order wit-dylib imports them: world imports
         // (functions, then resource drops, per item), then the intrinsics of
-        // exported resources.
+        // exported resources and the `[task-return]` of async exports, then
+        // the built-ins of futures and streams.
         for (key, item) in world.imports.iter() {
             match item {
-                WorldItem::Function(func) => self.import_func(None, func),
+                WorldItem::Function(func) => {
+                    let is_async = chooser.is_async(resolve, None, func, true);
+                    self.import_func(None, func, is_async);
+                }
                 WorldItem::Interface { id, .. } => {
                     for func in resolve.interfaces[*id].functions.values() {
-                        self.import_func(Some(key), func);
+                        let is_async = chooser.is_async(resolve, Some(key), func, true);
+                        self.import_func(Some(key), func, is_async);
                     }
                     for ty in resolve.interfaces[*id].types.values() {
                         self.imported_resource(Some(key), *ty);
@@ -184,11 +244,17 @@ impl<'a> Plan<'a> {
         let mut export_resources = HashMap::new();
         for (key, item) in world.exports.iter() {
             match item {
-                WorldItem::Function(func) => self.exports.push(ExportFunc {
-                    key: None,
-                    func,
-                    side: Side::Import,
-                }),
+                WorldItem::Function(func) => {
+                    let task_return = chooser
+                        .is_async(resolve, None, func, false)
+                        .then(|| self.task_return(None, func));
+                    self.exports.push(ExportFunc {
+                        key: None,
+                        func,
+                        side: Side::Import,
+                        task_return,
+                    });
+                }
                 WorldItem::Interface { id, .. } => {
                     for ty in resolve.interfaces[*id].types.values() {
                         if let Some(index) = self.exported_resource(key, *ty) {
@@ -196,10 +262,14 @@ impl<'a> Plan<'a> {
                         }
                     }
                     for func in resolve.interfaces[*id].functions.values() {
+                        let task_return = chooser
+                            .is_async(resolve, Some(key), func, false)
+                            .then(|| self.task_return(Some(key), func));
                         self.exports.push(ExportFunc {
                             key: Some(key),
                             func,
                             side: Side::Export,
+                            task_return,
                         });
                     }
                 }
@@ -208,6 +278,12 @@ impl<'a> Plan<'a> {
         }
         // World-level exports come first in `export_funcs`.
         self.exports.sort_by_key(|e| e.side);
+        for (key, item) in world.imports.iter() {
+            self.transmit_imports(key, item, "");
+        }
+        for (key, item) in world.exports.iter() {
+            self.transmit_imports(key, item, abi::EXPORT_PREFIX);
+        }
 
         // Types reachable from imports and from world-level exports.
         let mut live = LiveTypes::default();
@@ -262,12 +338,16 @@ impl<'a> Plan<'a> {
         }
 
         let exports = std::mem::take(&mut self.exports);
-        for export in &exports {
+        for (which, export) in exports.iter().enumerate() {
             let side = export.side;
             let func = export.func;
             self.metadata.export_funcs.push(metadata::ExportFunc {
                 interface: export.key.map(|k| resolve.name_world_key(k)),
                 name: func.name.clone(),
+                task_return: match export.task_return {
+                    Some(_) => FuncRef::TaskReturn(which as u32),
+                    None => FuncRef::Null,
+                },
                 params: func.params.iter().map(|p| self.code(side, &p.ty)).collect(),
                 result: func.result.map(|t| self.code(side, &t)),
             });
@@ -275,10 +355,18 @@ impl<'a> Plan<'a> {
         self.exports = exports;
         for (i, import) in self.imports.iter().enumerate() {
             let func = import.func;
+            let async_area = import.is_async.then(|| {
+                let layout = self.sizes.record(&async_area_types(resolve, import));
+                (
+                    layout.size.size_wasm32() as u32,
+                    layout.align.align_wasm32() as u32,
+                )
+            });
             self.metadata.import_funcs.push(metadata::ImportFunc {
                 interface: import.key.map(|k| resolve.name_world_key(k)),
                 name: func.name.clone(),
                 adapter: i as u32,
+                async_area,
                 params: func
                     .params
                     .iter()
@@ -289,21 +377,36 @@ impl<'a> Plan<'a> {
         }
     }
 
-    fn import_func(&mut self, key: Option<&'a WorldKey>, func: &'a Function) {
+    fn import_func(&mut self, key: Option<&'a WorldKey>, func: &'a Function, is_async: bool) {
         let resolve = self.resolve;
         let (module, name) = resolve.wasm_import_name(
-            MANGLING,
+            abi::mangling(is_async),
             wit_parser::WasmImport::Func {
                 interface: key,
                 func,
             },
         );
-        let sig = resolve.wasm_signature(wit_parser::abi::AbiVariant::GuestImport, func);
-        self.imports.push(ImportFunc {
+        let import = ImportFunc {
             key,
             func,
             import: self.host_imports.len(),
-        });
+            is_async,
+        };
+        let sig = import.signature(resolve);
+        self.imports.push(import);
+        self.host_function(module, name, &sig);
+    }
+
+    /// Imports the `[task-return]` of an async export; returns its index.
+    fn task_return(&mut self, key: Option<&WorldKey>, func: &Function) -> usize {
+        let mangling = abi::mangling(true).mangling();
+        let (module, name, sig) = func.task_return_import(self.resolve, key, mangling);
+        self.host_function(module, name, &sig)
+    }
+
+    /// Imports a host function the metadata does not point to; returns its
+    /// index in [`Plan::host_imports`].
+    fn host_function(&mut self, module: String, name: String, sig: &WasmSignature) -> usize {
         self.host_imports.push(HostImport {
             module,
             name,
@@ -311,6 +414,58 @@ impl<'a> Plan<'a> {
             results: abi::val_types(&sig.results),
             in_table: false,
         });
+        self.host_imports.len() - 1
+    }
+
+    /// Imports the built-ins of every future and stream type in the
+    /// signatures of `item`'s functions not seen before: a type keeps the
+    /// built-ins of the first function holding it, as wit-dylib does.
+    fn transmit_imports(&mut self, key: &WorldKey, item: &WorldItem, prefix: &str) {
+        let resolve = self.resolve;
+        let (key, funcs): (Option<&WorldKey>, Vec<&Function>) = match item {
+            WorldItem::Function(f) => (None, vec![f]),
+            WorldItem::Interface { id, .. } => (
+                Some(key),
+                resolve.interfaces[*id].functions.values().collect(),
+            ),
+            WorldItem::Type { .. } => return,
+        };
+        let module = format!(
+            "{prefix}{}",
+            key.map_or_else(|| abi::ROOT.to_string(), |k| resolve.name_world_key(k))
+        );
+        for func in funcs {
+            for (ordinal, id) in func
+                .find_futures_and_streams(resolve)
+                .into_iter()
+                .enumerate()
+            {
+                if self.transmits.contains_key(&id) {
+                    continue;
+                }
+                let transmit = match resolve.types[id].kind {
+                    TypeDefKind::Future(_) => Transmit::Future,
+                    _ => Transmit::Stream,
+                };
+                let first = self.host_imports.len();
+                for builtin in abi::TransmitBuiltin::ALL {
+                    let (name, params, results) = transmit.builtin(builtin, ordinal, &func.name);
+                    self.host_imports.push(HostImport {
+                        module: module.clone(),
+                        name,
+                        params,
+                        results,
+                        in_table: true,
+                    });
+                }
+                let imports = TransmitImports {
+                    first,
+                    ordinal,
+                    function: func.name.clone(),
+                };
+                self.transmits.insert(id, imports);
+            }
+        }
     }
 
     fn resource_intrinsic(
@@ -321,7 +476,7 @@ impl<'a> Plan<'a> {
         results: usize,
     ) -> FuncRef {
         let (module, name) = self.resolve.wasm_import_name(
-            MANGLING,
+            RESOURCE_MANGLING,
             wit_parser::WasmImport::ResourceIntrinsic {
                 interface: key,
                 resource: id,
@@ -437,10 +592,51 @@ impl<'a> Plan<'a> {
             TypeDefKind::Handle(Handle::Borrow(r)) => {
                 Code::new(Kind::Borrow, codes[&dealias(resolve, *r)].index())
             }
-            // Refused by `check_supported`.
-            TypeDefKind::Future(_) | TypeDefKind::Stream(_) | TypeDefKind::Unknown => {
-                unreachable!("checked before planning")
+            TypeDefKind::Future(t) | TypeDefKind::Stream(t) => {
+                let transmit = match def.kind {
+                    TypeDefKind::Future(_) => Transmit::Future,
+                    _ => Transmit::Stream,
+                };
+                let payload = t.map(|t| (code(&t), self.sizes.size(&t), self.sizes.align(&t)));
+                // A type no function signature holds has no built-ins (the
+                // canonical ABI names them after a function), and no value
+                // of it can ever reach the interpreter: its entry only
+                // describes it. (wit-dylib 0.263 panics on one.)
+                let funcs = match self.transmits.get(&id) {
+                    None => [FuncRef::Null; 9],
+                    Some(imports) => {
+                        let mut funcs = [FuncRef::Null; 9];
+                        for (k, f) in funcs.iter_mut().take(7).enumerate() {
+                            *f = FuncRef::HostImport((imports.first + k) as u32);
+                        }
+                        if let Some(ty) = t {
+                            let p = self.payloads.len() as u32;
+                            self.payloads.push(Payload {
+                                side,
+                                ty: *ty,
+                                transmit,
+                                ordinal: imports.ordinal,
+                                function: imports.function.clone(),
+                            });
+                            funcs[7] = FuncRef::PayloadLift(p);
+                            funcs[8] = FuncRef::PayloadLower(p);
+                        }
+                        funcs
+                    }
+                };
+                m.push_transmit(
+                    transmit,
+                    interface,
+                    name,
+                    metadata::TransmitEntry {
+                        payload: payload.map(|(c, ..)| c),
+                        funcs,
+                        size: payload.map_or(0, |(_, s, _)| s.size_wasm32() as u32),
+                        align: payload.map_or(1, |(.., a)| a.align_wasm32() as u32),
+                    },
+                )
             }
+            TypeDefKind::Unknown => unreachable!("a resolved world has no unknown types"),
         };
         self.codes[side as usize].insert(id, code);
     }
@@ -468,6 +664,19 @@ fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
     id
 }
 
+/// The types in the long-lived area of an async import call: the
+/// parameters when they are passed indirectly, then the result.
+pub fn async_area_types<'f>(resolve: &Resolve, import: &ImportFunc<'f>) -> Vec<Type> {
+    let indirect = import.signature(resolve).indirect_params;
+    let func = import.func;
+    func.params
+        .iter()
+        .filter(|_| indirect)
+        .map(|p| p.ty)
+        .chain(func.result)
+        .collect()
+}
+
 /// `` `f` `` or `` `f` in interface `a:b/c` `` for error messages.
 fn describe(resolve: &Resolve, key: Option<&WorldKey>, func: &Function) -> String {
     match key {
@@ -480,23 +689,12 @@ fn describe(resolve: &Resolve, key: Option<&WorldKey>, func: &Function) -> Strin
     }
 }
 
-/// Names the first future or stream reachable from `ty`.
-fn async_type(resolve: &Resolve, ty: &Type) -> Option<String> {
-    find_type(resolve, ty, &mut BTreeSet::new(), &|kind| match kind {
-        TypeDefKind::Future(_) => Some("a `future`".to_string()),
-        TypeDefKind::Stream(_) => Some("a `stream`".to_string()),
-        _ => None,
-    })
-}
-
 /// Names the first type reachable from `ty` that cannot cross the ABI.
 fn unsupported_in_signature(resolve: &Resolve, ty: &Type) -> Option<String> {
     if let Type::ErrorContext = ty {
         return Some("`error-context`".to_string());
     }
     find_type(resolve, ty, &mut BTreeSet::new(), &|kind| match kind {
-        TypeDefKind::Future(_) => Some("a `future`".to_string()),
-        TypeDefKind::Stream(_) => Some("a `stream`".to_string()),
         TypeDefKind::FixedLengthList(_, n) => Some(format!("a fixed-length list (`list<_, {n}>`)")),
         _ => None,
     })

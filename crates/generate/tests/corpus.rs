@@ -82,9 +82,8 @@ fn the_bindings_name_themselves_for_backtraces() {
 fn unsupported_constructs_are_refused_by_name() {
     let wit = Wit::load(&corpus().join("unsupported.wit"), &WitOptions::default()).unwrap();
     let cases = [
-        ("async-func", "function `run` is `async`"),
-        ("uses-stream", "`read` uses a `stream`"),
         ("uses-error-context", "`fail` uses `error-context`"),
+        ("streams-error-context", "`errors` uses `error-context`"),
         (
             "uses-fixed-list",
             "`vec` uses a fixed-length list (`list<_, 4>`)",

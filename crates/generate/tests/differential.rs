@@ -13,20 +13,51 @@
 mod common;
 
 use common::decode::{self, Module};
-use componentize_generate::{Options, Wit, WitOptions, generate};
+use componentize_generate::{Options, StackPointer, Wit, WitOptions, generate};
+use componentize_testkit::bench::env_count;
 use std::collections::BTreeSet;
 use wit_parser::{Resolve, WorldId};
 
-fn ours(resolve: &Resolve, world: WorldId) -> Vec<u8> {
+/// The generate options under test, given to both generators.
+#[derive(Clone, Default)]
+struct Config {
+    async_: Vec<&'static str>,
+    task_context: bool,
+}
+
+impl Config {
+    fn async_(directives: &[&'static str]) -> Config {
+        Config {
+            async_: directives.to_vec(),
+            task_context: false,
+        }
+    }
+}
+
+fn ours(resolve: &Resolve, world: WorldId, config: &Config) -> Vec<u8> {
     let mut opts = Options::default();
     opts.interpreter("libinterp.so");
+    for d in &config.async_ {
+        opts.async_directive(d).unwrap();
+    }
+    if config.task_context {
+        opts.stack_pointer(StackPointer::TaskContext);
+    }
     generate(resolve, world, &opts).unwrap().into_wasm()
 }
 
-fn theirs(resolve: &Resolve, world: WorldId) -> Vec<u8> {
+fn theirs(resolve: &Resolve, world: WorldId, config: &Config) -> Vec<u8> {
+    let mut async_ = wit_dylib::AsyncFilterSet::default();
+    for d in &config.async_ {
+        async_.push(d);
+    }
     let mut opts = wit_dylib::DylibOpts {
         interpreter: Some("libinterp.so".into()),
-        ..Default::default()
+        async_,
+        stack_pointer: match config.task_context {
+            true => wit_dylib::StackPointer::TaskContext,
+            false => wit_dylib::StackPointer::Global,
+        },
     };
     wit_dylib::create(resolve, world, Some(&mut opts)).unwrap()
 }
@@ -39,10 +70,10 @@ fn exports(m: &Module) -> BTreeSet<String> {
         .collect()
 }
 
-fn compare(what: &str, resolve: &Resolve, world: WorldId) {
-    let a = decode::decode_checked(&ours(resolve, world))
+fn compare(what: &str, resolve: &Resolve, world: WorldId, config: &Config) {
+    let a = decode::decode_checked(&ours(resolve, world, config))
         .unwrap_or_else(|e| panic!("{what}: decoding our output: {e:?}"));
-    let b = decode::decode_checked(&theirs(resolve, world))
+    let b = decode::decode_checked(&theirs(resolve, world, config))
         .unwrap_or_else(|e| panic!("{what}: decoding wit-dylib's output: {e:?}"));
     assert_eq!(a.metadata, b.metadata, "{what}: metadata differs");
     assert_eq!(a.import_set(), b.import_set(), "{what}: imports differ");
@@ -50,10 +81,10 @@ fn compare(what: &str, resolve: &Resolve, world: WorldId) {
     assert_eq!(a.needed, b.needed, "{what}: dylink.0 needed differs");
 }
 
-#[test]
-fn corpus_matches_wit_dylib() {
+/// Every (file, world) of the corpus that both generators accept.
+fn corpus() -> Vec<(String, Resolve, WorldId)> {
     let dir = componentize_testkit::repo_file("fixtures/wit");
-    let mut n = 0;
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path
@@ -63,30 +94,218 @@ fn corpus_matches_wit_dylib() {
             continue;
         }
         let wit = Wit::load(&path, &WitOptions::default()).unwrap();
-        let mut names: Vec<&String> = wit.resolve.packages[wit.package].worlds.keys().collect();
-        names.sort();
-        for name in names {
+        for name in wit.world_names() {
             let world = wit.world(Some(name)).unwrap();
-            compare(&format!("{}#{name}", path.display()), &wit.resolve, world);
-            n += 1;
+            let what = format!("{}#{name}", path.display());
+            out.push((what, wit.resolve.clone(), world));
         }
     }
-    assert!(n >= 5);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 12, "corpus has {} worlds", out.len());
+    out
+}
+
+#[test]
+fn corpus_matches_wit_dylib() {
+    for (what, resolve, world) in corpus() {
+        compare(&what, &resolve, world, &Config::default());
+    }
+}
+
+/// `--async all` makes every function async, `-all` every function sync,
+/// and the first matching directive decides.
+#[test]
+fn corpus_matches_wit_dylib_under_async_filters() {
+    for (what, resolve, world) in corpus() {
+        for filter in [&["all"], &["-all"]] {
+            let config = Config::async_(filter);
+            compare(
+                &format!("{what} with --async {filter:?}"),
+                &resolve,
+                world,
+                &config,
+            );
+        }
+        if what.ends_with("async.wit#async-imports") {
+            let filter = &[
+                "-import:componentize:concurrency/jobs#submit",
+                "import:sleep",
+                "all",
+            ];
+            compare(&what, &resolve, world, &Config::async_(filter));
+        }
+    }
+}
+
+/// With the stack pointer in the task context, `$root`'s
+/// `[context-get-0]`/`[context-set-0]` replace `env.__stack_pointer`.
+#[test]
+fn corpus_matches_wit_dylib_with_the_stack_pointer_in_the_task_context() {
+    let config = Config {
+        task_context: true,
+        ..Config::default()
+    };
+    for (what, resolve, world) in corpus() {
+        compare(&what, &resolve, world, &config);
+    }
 }
 
 #[test]
 fn random_worlds_match_wit_dylib() {
-    let count: u64 = std::env::var("COMPONENTIZE_DIFF_WORLDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let count = env_count("COMPONENTIZE_DIFF_WORLDS", 300).unwrap();
     let mut compared = 0;
     let mut seed = 0;
     while compared < count {
         if let Some((resolve, world)) = common::worlds::random_world(seed).unwrap() {
-            compare(&format!("wit-smith seed {seed}"), &resolve, world);
+            compare(
+                &format!("wit-smith seed {seed}"),
+                &resolve,
+                world,
+                &Config::default(),
+            );
             compared += 1;
         }
         seed += 1;
+    }
+}
+
+/// Why wit-dylib 0.263 may panic on a world we bind: a future or stream
+/// type that no function signature holds (`lib.rs`, "encountered future
+/// type not used in any function"). Such an entry gets NULL built-ins from
+/// us.
+const UNUSED_TRANSMIT_PANIC: &str = "type not used in any function";
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn random_async_worlds_match_wit_dylib() {
+    let count = env_count("COMPONENTIZE_DIFF_ASYNC_WORLDS", 200).unwrap();
+    let (mut compared, mut unused_transmits, mut seed) = (0, 0, 0);
+    let (mut async_funcs, mut transmits) = (0, 0);
+    while compared < count {
+        seed += 1;
+        let Some((resolve, world)) = common::worlds::random_async_world(seed).unwrap() else {
+            continue;
+        };
+        let what = format!("wit-smith async seed {seed}");
+        let config = Config::default();
+        let reference = std::panic::catch_unwind(|| theirs(&resolve, world, &config));
+        if let Err(payload) = &reference {
+            let msg = panic_message(payload.as_ref());
+            assert!(
+                msg.contains(UNUSED_TRANSMIT_PANIC),
+                "{what}: wit-dylib panicked: {msg}"
+            );
+            let m = decode::decode_checked(&ours(&resolve, world, &config)).unwrap();
+            assert!(
+                m.metadata
+                    .futures
+                    .iter()
+                    .chain(&m.metadata.streams)
+                    .any(|t| t.new.is_null()),
+                "{what}: wit-dylib found an unused future or stream type, we did not"
+            );
+            unused_transmits += 1;
+            continue;
+        }
+        compare(&what, &resolve, world, &config);
+        let m = decode::decode_checked(&ours(&resolve, world, &config)).unwrap();
+        async_funcs += m
+            .metadata
+            .import_funcs
+            .iter()
+            .filter(|f| !f.async_impl.is_null())
+            .count()
+            + m.metadata
+                .export_funcs
+                .iter()
+                .filter(|f| !f.task_return.is_null())
+                .count();
+        transmits += m.metadata.futures.len() + m.metadata.streams.len();
+        compared += 1;
+    }
+    println!(
+        "{compared} async worlds equal ({async_funcs} async functions, {transmits} future/stream \
+         types); {unused_transmits} more with an unused future/stream type, where wit-dylib panics"
+    );
+    // The comparison must have seen what it is about.
+    assert!(
+        async_funcs > 0 && transmits > 0,
+        "no async functions or transmits in {compared} worlds"
+    );
+}
+
+/// Where wit-dylib 0.263 panics we are right, and the test says so.
+#[test]
+fn where_wit_dylib_panics_we_bind_or_refuse_by_name() {
+    let mut resolve = Resolve::default();
+    let pkg = resolve
+        .push_str(
+            "panics.wit",
+            "package a:b;
+             interface i { type f = future<u32>; type s = stream<string>; g: func() -> u32; }
+             world unused-transmits { import i; export i; }
+             world error-contexts { export fail: async func() -> future<error-context>; }",
+        )
+        .unwrap();
+    let config = Config::default();
+
+    // A future or stream type no function holds: wit-dylib panics; our
+    // metadata describes it, with no built-ins (none has a name).
+    let world = resolve
+        .select_world(&[pkg], Some("unused-transmits"))
+        .unwrap();
+    let panic = std::panic::catch_unwind(|| theirs(&resolve, world, &config)).unwrap_err();
+    assert!(panic_message(panic.as_ref()).contains(UNUSED_TRANSMIT_PANIC));
+    let m = decode::decode_checked(&ours(&resolve, world, &config)).unwrap();
+    let d = &m.metadata;
+    // Imported and exported: one registration per side, as for other types.
+    assert_eq!((d.futures.len(), d.streams.len()), (2, 2), "{d:#?}");
+    for t in d.futures.iter().chain(&d.streams) {
+        assert!(t.new.is_null() && t.read.is_null() && t.lift.is_null() && t.lower.is_null());
+    }
+    assert_eq!(d.futures[0].abi_payload_size, 4);
+    assert_eq!(d.streams[0].abi_payload_size, 8);
+
+    // `error-context`: wit-dylib's lowering is `todo!()`; we refuse it, naming
+    // the function, since the v3 interface has no intrinsic to carry it.
+    let world = resolve
+        .select_world(&[pkg], Some("error-contexts"))
+        .unwrap();
+    assert!(std::panic::catch_unwind(|| theirs(&resolve, world, &config)).is_err());
+    let mut opts = Options::default();
+    opts.interpreter("libinterp.so");
+    let err = generate(&resolve, world, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("exported function `fail` uses `error-context`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_async_directive_matching_nothing_is_refused() {
+    let mut resolve = Resolve::default();
+    let pkg = resolve
+        .push_str("a.wit", "package a:b; world w { export run: func(); }")
+        .unwrap();
+    let world = resolve.select_world(&[pkg], None).unwrap();
+    let mut opts = Options::default();
+    opts.async_directive("import:run").unwrap();
+    let err = generate(&resolve, world, &opts).unwrap_err().to_string();
+    assert!(
+        err.starts_with("`--async import:run` matches no function of the world"),
+        "{err}"
+    );
+    // `all` never needs a match; `export:run` does match.
+    for directive in ["all", "export:run", "-run"] {
+        let mut opts = Options::default();
+        opts.async_directive(directive).unwrap();
+        generate(&resolve, world, &opts).unwrap();
     }
 }

@@ -10,8 +10,9 @@
 //!   `componentize_generate::generate`: it never panics; it returns a
 //!   module that validates and that `wit_component::Linker` links with the
 //!   test interpreter (`libtestinterp.so`) and libc, or an error naming the
-//!   construct it cannot carry, one the world really has. A world with an
-//!   `async` function is refused.
+//!   construct it cannot carry, one the world really has. Async functions,
+//!   futures and streams are bound (and linked: wit-component accepts
+//!   their built-ins).
 //! - `roundtrip`: mirror worlds of wit-smith packages (the synchronous
 //!   subset, with maps) built with both generators and called with random
 //!   values through the test interpreter, in lockstep, exactly as the
@@ -51,24 +52,19 @@ use std::time::Duration;
 use wit_parser::{Function, Resolve, Type, TypeDefKind, WorldId, WorldItem};
 
 /// The words of generate's refusals: each names one of these.
-const UNSUPPORTED: [&str; 6] = [
-    "`async`",
-    "`future`",
-    "`stream`",
+const UNSUPPORTED: [&str; 3] = [
     "`error-context`",
     "fixed-length list",
     "`map` whose values hold a handle",
 ];
 
-/// Whether `ty` is or holds a future, a stream, an `error-context`, a
-/// fixed-length list, or a map whose values hold a handle.
+/// Whether `ty` is or holds an `error-context`, a fixed-length list, or a
+/// map whose values hold a handle.
 fn has_unsupported_type(resolve: &Resolve, ty: &Type) -> bool {
     smith::parts(resolve, ty).iter().any(|t| match t {
         Type::ErrorContext => true,
         Type::Id(id) => match &resolve.types[*id].kind {
-            TypeDefKind::Future(_) | TypeDefKind::Stream(_) | TypeDefKind::FixedLengthList(..) => {
-                true
-            }
+            TypeDefKind::FixedLengthList(..) => true,
             TypeDefKind::Map(_, value) => smith::holds_handle(resolve, value),
             _ => false,
         },
@@ -76,10 +72,10 @@ fn has_unsupported_type(resolve: &Resolve, ty: &Type) -> bool {
     })
 }
 
-/// What of `world` generate cannot carry: (an `async` function, a type
+/// Whether `world` holds what generate cannot carry (a type
 /// [`has_unsupported_type`]), looking at the functions and types of every
 /// item.
-fn unsupported_parts(resolve: &Resolve, world: WorldId) -> (bool, bool) {
+fn has_unsupported_parts(resolve: &Resolve, world: WorldId) -> bool {
     let w = &resolve.worlds[world];
     let mut funcs: Vec<&Function> = Vec::new();
     let mut types: Vec<Type> = Vec::new();
@@ -97,10 +93,7 @@ fn unsupported_parts(resolve: &Resolve, world: WorldId) -> (bool, bool) {
     for f in &funcs {
         types.extend(f.params.iter().map(|p| p.ty).chain(f.result));
     }
-    (
-        funcs.iter().any(|f| f.kind.is_async()),
-        types.iter().any(|t| has_unsupported_type(resolve, t)),
-    )
+    types.iter().any(|t| has_unsupported_type(resolve, t))
 }
 
 /// What the generate target saw, for the closing figures.
@@ -120,16 +113,11 @@ fn check_world(resolve: &Resolve, world: WorldId, link: bool, tally: &mut Worlds
         let package = resolve.worlds[world].package.unwrap();
         smith::wit_text(resolve, package).unwrap_or_else(|e| format!("(cannot print: {e:#})"))
     };
-    let (async_func, unsupported_type) = unsupported_parts(resolve, world);
+    let unsupported = has_unsupported_parts(resolve, world);
     let mut options = Options::default();
     options.interpreter(component::INTERPRETER);
     match generate(resolve, world, &options) {
         Ok(bindings) => {
-            assert!(
-                !async_func,
-                "world `{name}` has an `async` function, yet generate accepted it\n{}",
-                wit()
-            );
             if let Err(e) =
                 wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
                     .validate_all(bindings.wasm())
@@ -153,7 +141,7 @@ fn check_world(resolve: &Resolve, world: WorldId, link: bool, tally: &mut Worlds
         Err(e) => {
             let msg = format!("{e:#}");
             assert!(
-                async_func || unsupported_type,
+                unsupported,
                 "world `{name}` uses nothing generate refuses, yet: {msg}\n{}",
                 wit()
             );

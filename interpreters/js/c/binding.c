@@ -208,9 +208,6 @@ static void jb_exports_init(void) {
       e->kind = JB_INIT;
       continue;
     }
-    if (f->task_return)
-      cz_die("export %s is async; the JavaScript binding does not support async functions yet",
-             e->display);
     if (f->interface) {
       e->iface_short = jb_iface_short(f->interface);
       size_t vn = strcspn(f->interface, "@");
@@ -502,11 +499,7 @@ static void jb_types_init(JSContext *ctx) {
 void wit_dylib_initialize(const wit_t *wit) {
   if (wit->version < WIT_CURRENT_VERSION)
     cz_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
-  for (size_t i = 0; i < wit->num_import_funcs; i++)
-    if (wit->import_funcs[i].async_impl)
-      cz_die("import %s%s%s is async; the JavaScript binding does not support async functions yet",
-             wit->import_funcs[i].interface ? wit->import_funcs[i].interface : "",
-             wit->import_funcs[i].interface ? "#" : "", wit->import_funcs[i].name);
+  cz_refuse_async(wit, "JavaScript");
   JB.wit = wit;
   JB.zero_freed = true;
   JB.rt = JS_NewRuntime2(&JB_MALLOC, NULL);

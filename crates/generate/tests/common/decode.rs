@@ -778,7 +778,7 @@ pub fn check_metadata(d: &Decoded) -> Result<()> {
     for (what, arr) in [("futures", &d.futures), ("streams", &d.streams)] {
         for (i, p) in arr.iter().enumerate() {
             refs.extend(p.ty.map(|t| (t, format!("{what}[{i}].ty"))));
-            for (fname, f) in [
+            let builtins = [
                 ("new", &p.new),
                 ("read", &p.read),
                 ("write", &p.write),
@@ -786,15 +786,21 @@ pub fn check_metadata(d: &Decoded) -> Result<()> {
                 ("cancel_write", &p.cancel_write),
                 ("drop_readable", &p.drop_readable),
                 ("drop_writable", &p.drop_writable),
-            ] {
-                ensure!(!f.is_null(), "{what}[{i}].{fname} is NULL");
+            ];
+            // A type no function holds has no built-ins at all (componentize's
+            // entry for it; wit-dylib panics instead), and then no lift/lower.
+            let unused = builtins.iter().all(|(_, f)| f.is_null());
+            if !unused {
+                for (fname, f) in builtins {
+                    ensure!(!f.is_null(), "{what}[{i}].{fname} is NULL");
+                }
             }
-            let has_payload = p.ty.is_some();
+            let has_payload = p.ty.is_some() && !unused;
             ensure!(
                 has_payload != p.lift.is_null() && has_payload != p.lower.is_null(),
-                "{what}[{i}]: lift/lower must be set iff there is a payload type"
+                "{what}[{i}]: lift/lower must be set iff there is a payload type and built-ins"
             );
-            if !has_payload {
+            if p.ty.is_none() {
                 ensure!(
                     p.abi_payload_size == 0 && p.abi_payload_align == 1,
                     "{what}[{i}]: no payload but size/align {}/{}",

@@ -122,13 +122,40 @@ pub fn all_features_config(u: &mut Unstructured<'_>) -> arbitrary::Result<wit_sm
     Ok(config)
 }
 
+/// [`smith_config`] with wit-smith's async functions, futures and streams
+/// switched on: what the bindings carry asynchronously (`error-context`
+/// stays off, having no intrinsic).
+pub fn async_config(u: &mut Unstructured<'_>) -> arbitrary::Result<wit_smith::Config> {
+    let mut config = smith_config(u)?;
+    config.async_ = true;
+    config.futures = true;
+    config.streams = true;
+    Ok(config)
+}
+
+/// A wit-smith configuration drawn from a seed's bytes.
+type ConfigFn = fn(&mut Unstructured<'_>) -> arbitrary::Result<wit_smith::Config>;
+
+fn smith_wasm(seed: u64, config: ConfigFn) -> Option<Vec<u8>> {
+    let bytes = seed_bytes(seed);
+    let mut u = Unstructured::new(&bytes);
+    let config = config(&mut u).ok()?;
+    wit_smith::smith(&config, &mut u).ok()
+}
+
 /// The binary-encoded WIT package wit-smith generates for `seed`, or `None`
 /// if wit-smith declines this seed.
 pub fn random_wit_wasm(seed: u64) -> Option<Vec<u8>> {
-    let bytes = seed_bytes(seed);
-    let mut u = Unstructured::new(&bytes);
-    let config = smith_config(&mut u).ok()?;
-    wit_smith::smith(&config, &mut u).ok()
+    smith_wasm(seed, smith_config)
+}
+
+/// Like [`random_world`], from packages made with [`async_config`].
+pub fn random_async_world(seed: u64) -> Result<Option<(Resolve, WorldId)>> {
+    let Some(wasm) = smith_wasm(seed, async_config) else {
+        return Ok(None);
+    };
+    let (resolve, _pkg) = decode_package(&wasm).with_context(|| format!("seed {seed}"))?;
+    Ok(synthesized_world(&resolve, seed))
 }
 
 /// All packages generated for `seed` and the id of the main one.

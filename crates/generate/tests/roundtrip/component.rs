@@ -37,12 +37,20 @@ pub fn bindings(resolve: &Resolve, world: WorldId, generator: Generator) -> Resu
     }
 }
 
-/// Links the bindings with the interpreter and libc. The interpreter comes
-/// first: it defines `cabi_realloc`, which the bindings import and re-export
-/// (the first library exporting a symbol wins).
+/// Links the bindings with the test interpreter for synchronous worlds and
+/// libc.
 pub fn link(bindings: &[u8]) -> Result<Vec<u8>> {
+    link_with(bindings, "lib/libtestinterp.so")
+}
+
+/// Links the bindings with the interpreter `build` (a toolchain file,
+/// linked under [`INTERPRETER`]'s name, which the bindings' `needed`
+/// records) and libc. The
+/// interpreter comes first: it defines `cabi_realloc`, which the bindings
+/// import and re-export (the first library exporting a symbol wins).
+pub fn link_with(bindings: &[u8], build: &str) -> Result<Vec<u8>> {
     let mut linker = wit_component::Linker::default();
-    linker.library(INTERPRETER, toolchain_file("lib/libtestinterp.so"), false)?;
+    linker.library(INTERPRETER, toolchain_file(build), false)?;
     linker.library("bindings.so", bindings, false)?;
     linker.library("libc.so", toolchain_file(LIBC), false)?;
     linker.encoder().validate(true);

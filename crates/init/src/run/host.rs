@@ -447,6 +447,19 @@ fn trap(
     }
 }
 
+/// Fails for an `async func` import: a stub for one would be a concurrent
+/// host function, and a component importing one runs only in an async store,
+/// which init does not drive yet.
+fn refuse_async(name: &str, ty: &ComponentFunc) -> wasmtime::Result<()> {
+    if ty.async_() {
+        wasmtime::bail!(
+            "the import `{name}` is an `async func`, and init does not run components with async \
+             imports yet: build from a synchronous world (WASI 0.2 rather than 0.3)"
+        );
+    }
+    Ok(())
+}
+
 /// Defines every import of `component` that neither wasmtime-wasi nor
 /// wasmtime-wasi-http provides, in any namespace (functions, resources of
 /// imported instances, top-level functions), as a stub that traps with a
@@ -523,7 +536,8 @@ fn stub_import(
     linker.allow_shadowing(true);
     let result = (|| -> wasmtime::Result<()> {
         match item {
-            ComponentItem::ComponentFunc(_) => {
+            ComponentItem::ComponentFunc(ty) => {
+                refuse_async(name, ty)?;
                 linker.root().func_new(name, trap(name.to_string()))?;
             }
             ComponentItem::Resource(r) if !earlier.contains(r) => {
@@ -537,8 +551,10 @@ fn stub_import(
                 let mut li = linker.instance(name)?;
                 for (item_name, item) in instance.exports(engine) {
                     match item.ty {
-                        ComponentItem::ComponentFunc(_) => {
-                            li.func_new(item_name, trap(format!("{name}#{item_name}")))?
+                        ComponentItem::ComponentFunc(ty) => {
+                            let full = format!("{name}#{item_name}");
+                            refuse_async(&full, &ty)?;
+                            li.func_new(item_name, trap(full))?
                         }
                         ComponentItem::Resource(r) if !earlier.contains(&r) => {
                             li.resource(item_name, ResourceType::host::<StubResource>(), |_, _| {

@@ -1,0 +1,341 @@
+//! Async round trips through wasmtime 48's component-model-async (issue 13).
+//!
+//! The world (fixtures/wit/async-mirror.wit) imports and exports interface
+//! `concurrent`, whose functions are async. Its bindings are linked with
+//! `libasyncinterp.so`, the test interpreter with async exports: each export
+//! calls the matching import with its arguments and returns that import's
+//! result through `task.return`, waiting on a waitable set when the import
+//! has not returned yet.
+//!
+//! The host calls the exports concurrently (all in flight at once) and
+//! answers the imports after a different number of executor turns each, so
+//! they return out of order; some answer at once. Every result must be what
+//! the host's import returned, more than one call must have been waiting at
+//! a time, and no byte the interpreter counts may be left afterwards. The
+//! same calls run with wit-dylib 0.263's bindings, and the interpreter's
+//! traces of the two (every push, pop and allocation, in order) must be
+//! identical.
+//!
+//! Needs the toolchain build: `bash toolchain/build.sh`.
+//!
+//! `COMPONENTIZE_ASYNC_CALLS=n`: calls per export (default 12).
+
+// Shared with the sync round trips, which use more of it.
+#[allow(dead_code)]
+#[path = "roundtrip/component.rs"]
+mod component;
+#[path = "common/reference.rs"]
+mod reference;
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use component::Generator;
+use componentize_testkit::Host;
+use componentize_testkit::bench::env_count;
+use std::sync::{Arc, Mutex};
+use wasmtime::Store;
+use wasmtime::component::{Component, Func, Instance, Linker, ResourceTable, Val};
+use wasmtime_wasi::WasiCtx;
+use wit_parser::{Resolve, WorldId};
+
+/// The async build of the test interpreter.
+const ASYNC_BUILD: &str = "lib/libasyncinterp.so";
+const INTERFACE: &str = "componentize:test/concurrent";
+
+/// The import calls the host saw start and end, in order (call ids).
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<(u32, bool)>>>);
+
+impl Log {
+    fn note(&self, id: u32, end: bool) {
+        self.0.lock().unwrap().push((id, end));
+    }
+
+    /// The most import calls in progress at one time.
+    fn most_in_flight(&self) -> usize {
+        let (mut now, mut most) = (0usize, 0usize);
+        for (_, end) in self.0.lock().unwrap().iter() {
+            if *end {
+                now -= 1;
+            } else {
+                now += 1;
+                most = most.max(now);
+            }
+        }
+        most
+    }
+}
+
+/// Lets the executor run other tasks `turns` times before going on.
+async fn turns(turns: u32) {
+    for _ in 0..turns {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn world() -> (Resolve, WorldId) {
+    let path = componentize_testkit::repo_file("fixtures/wit/async-mirror.wit");
+    let wit = componentize_generate::Wit::load(&path, &Default::default()).unwrap();
+    let world = wit.world(Some("async-mirror")).unwrap();
+    (wit.resolve, world)
+}
+
+fn build(generator: Generator) -> Result<Component> {
+    let (resolve, world) = world();
+    let bindings = component::bindings(&resolve, world, generator)?;
+    let wasm = component::link_with(&bindings, ASYNC_BUILD)?;
+    Component::new(componentize_testkit::engine(), &wasm)
+        .map_err(|e| anyhow!("compiling the component: {e:?}"))
+}
+
+/// The host's side of `concurrent`: each import notes its call id (its
+/// first number) when it starts and when it answers.
+fn linker(log: &Log) -> Result<Linker<Host>> {
+    let mut linker = componentize_testkit::linker::<()>();
+    let mut iface = linker.instance(INTERFACE)?;
+    let l = log.clone();
+    iface.func_new_concurrent("echo", move |_, _, params, results| {
+        let l = l.clone();
+        Box::pin(async move {
+            let (Val::String(s), Val::U32(delay)) = (&params[0], &params[1]) else {
+                wasmtime::bail!("echo: bad arguments {params:?}")
+            };
+            l.note(*delay, false);
+            turns(*delay % 7).await;
+            l.note(*delay, true);
+            results[0] = Val::String(format!("{s}/{delay}"));
+            Ok(())
+        })
+    })?;
+    iface.func_new_concurrent("add", |_, _, params, results| {
+        Box::pin(async move {
+            let (Val::U64(a), Val::U64(b)) = (&params[0], &params[1]) else {
+                wasmtime::bail!("add: bad arguments {params:?}")
+            };
+            results[0] = Val::U64(a.wrapping_add(*b));
+            Ok(())
+        })
+    })?;
+    let l = log.clone();
+    iface.func_new_concurrent("wide", move |_, _, params, results| {
+        let l = l.clone();
+        Box::pin(async move {
+            let [
+                Val::U32(a),
+                Val::String(b),
+                Val::List(c),
+                Val::Record(d),
+                Val::Float64(e),
+            ] = params
+            else {
+                wasmtime::bail!("wide: bad arguments {params:?}")
+            };
+            l.note(*a, false);
+            turns(*a % 5 + 1).await;
+            l.note(*a, true);
+            let mut point = d.clone();
+            if let Some((_, Val::S32(x))) = point.iter_mut().find(|(n, _)| n == "x") {
+                *x = x.wrapping_add(*a as i32);
+            }
+            let text = format!("{b}:{}:{e}", c.len());
+            results[0] = Val::Tuple(vec![Val::String(text), Val::Record(point)]);
+            Ok(())
+        })
+    })?;
+    let l = log.clone();
+    iface.func_new_concurrent("unit", move |_, _, params, _| {
+        let l = l.clone();
+        Box::pin(async move {
+            let Val::U8(delay) = params[0] else {
+                wasmtime::bail!("unit: bad arguments {params:?}")
+            };
+            l.note(u32::from(delay), false);
+            turns(u32::from(delay) % 4).await;
+            l.note(u32::from(delay), true);
+            Ok(())
+        })
+    })?;
+    iface.func_new("shout", |_, _, params, results| {
+        let Val::String(s) = &params[0] else {
+            wasmtime::bail!("shout: bad arguments {params:?}")
+        };
+        results[0] = Val::String(s.to_uppercase());
+        Ok(())
+    })?;
+    Ok(linker)
+}
+
+fn export(store: &mut Store<Host>, instance: &Instance, iface: &str, name: &str) -> Func {
+    let i = instance.get_export_index(&mut *store, None, iface).unwrap();
+    let f = instance
+        .get_export_index(&mut *store, Some(&i), name)
+        .unwrap();
+    instance.get_func(&mut *store, f).unwrap()
+}
+
+fn point(x: i32, y: i32, label: &str) -> Val {
+    Val::Record(vec![
+        ("x".into(), Val::S32(x)),
+        ("y".into(), Val::S32(y)),
+        ("label".into(), Val::String(label.into())),
+    ])
+}
+
+/// One export call: its name, arguments, and the result the host's import
+/// gives for them.
+struct Call {
+    name: &'static str,
+    args: Vec<Val>,
+    expected: Option<Val>,
+}
+
+fn calls(n: u32) -> Vec<Call> {
+    let mut calls = Vec::new();
+    for i in 0..n {
+        calls.push(Call {
+            name: "echo",
+            args: vec![Val::String(format!("héllo {i}")), Val::U32(i)],
+            expected: Some(Val::String(format!("héllo {i}/{i}"))),
+        });
+        calls.push(Call {
+            name: "add",
+            args: vec![Val::U64(u64::MAX - u64::from(i)), Val::U64(7)],
+            expected: Some(Val::U64((u64::MAX - u64::from(i)).wrapping_add(7))),
+        });
+        let bytes: Vec<Val> = (0..i * 3).map(|b| Val::U8(b as u8)).collect();
+        let label = format!("p{i}");
+        calls.push(Call {
+            name: "wide",
+            args: vec![
+                Val::U32(1000 + i),
+                Val::String("wide".into()),
+                Val::List(bytes),
+                point(i as i32, -(i as i32), &label),
+                Val::Float64(f64::from(i) / 4.0),
+            ],
+            expected: Some(Val::Tuple(vec![
+                Val::String(format!("wide:{}:{}", i * 3, f64::from(i) / 4.0)),
+                point((1000 + 2 * i) as i32, -(i as i32), &label),
+            ])),
+        });
+        calls.push(Call {
+            name: "unit",
+            args: vec![Val::U8(i as u8)],
+            expected: None,
+        });
+        calls.push(Call {
+            name: "shout",
+            args: vec![Val::String(format!("quiet {i}"))],
+            expected: Some(Val::String(format!("QUIET {i}"))),
+        });
+    }
+    calls
+}
+
+/// What one generator's component did: the interpreter's trace (count and
+/// hash) of the concurrent calls, and the most import calls in flight.
+struct Run {
+    trace: (u64, u64, Vec<String>),
+    most_in_flight: usize,
+}
+
+fn run(generator: Generator, per_export: u32) -> Result<Run> {
+    let component = build(generator)?;
+    let log = Log::default();
+    let linker = linker(&log)?;
+    let host = Host {
+        // The interpreter's own diagnostics go to the test's stderr.
+        wasi: WasiCtx::builder().inherit_stderr().build(),
+        table: ResourceTable::new(),
+        data: (),
+    };
+    let mut store = Store::new(componentize_testkit::engine(), host);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let instance = runtime
+        .block_on(linker.instantiate_async(&mut store, &component))
+        .map_err(|e| anyhow!("instantiating: {e:?}"))?;
+    let debug = "componentize:test/debug";
+    let live_bytes = export(&mut store, &instance, debug, "live-bytes");
+    let trace = export(&mut store, &instance, debug, "trace");
+    let calls = calls(per_export);
+    let funcs: Vec<Func> = calls
+        .iter()
+        .map(|c| export(&mut store, &instance, INTERFACE, c.name))
+        .collect();
+
+    runtime.block_on(async {
+        store
+            .run_concurrent(async |a| -> Result<Run> {
+                let call = async |f: Func, args: &[Val]| -> Result<Option<Val>> {
+                    let arity = a.with(|store| f.ty(store).results().len());
+                    let mut results = vec![Val::Bool(false); arity];
+                    f.call_concurrent(a, args, &mut results)
+                        .await
+                        .map_err(|e| anyhow!("{e:?}"))?;
+                    Ok(results.pop())
+                };
+                let before = call(live_bytes, &[]).await?;
+                call(trace, &[]).await?;
+                let all = calls.iter().zip(&funcs).map(|(c, f)| call(*f, &c.args));
+                let results = futures::future::try_join_all(all).await?;
+                for (c, got) in calls.iter().zip(&results) {
+                    ensure!(
+                        *got == c.expected,
+                        "{}({:?}) gave {got:?}, expected {:?}",
+                        c.name,
+                        c.args,
+                        c.expected
+                    );
+                }
+                let Some(Val::Tuple(t)) = call(trace, &[]).await? else {
+                    bail!("trace: no tuple")
+                };
+                let after = call(live_bytes, &[]).await?;
+                ensure!(
+                    before == after,
+                    "live bytes {before:?} before the calls, {after:?} after"
+                );
+                let (Val::U64(count), Val::U64(hash), Val::List(lines)) = (&t[0], &t[1], &t[2])
+                else {
+                    bail!("trace: {t:?}")
+                };
+                let lines = lines.iter().map(|l| format!("{l:?}")).collect();
+                Ok(Run {
+                    trace: (*count, *hash, lines),
+                    most_in_flight: log.most_in_flight(),
+                })
+            })
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?
+    })
+}
+
+#[test]
+fn concurrent_async_calls_round_trip_like_wit_dylib() {
+    let per_export = env_count("COMPONENTIZE_ASYNC_CALLS", 12).unwrap() as u32;
+    let ours = run(Generator::Componentize, per_export)
+        .context("componentize's bindings")
+        .unwrap();
+    assert!(
+        ours.most_in_flight >= 2,
+        "the calls did not overlap: at most {} import call in flight",
+        ours.most_in_flight
+    );
+    let theirs = run(Generator::WitDylib, per_export)
+        .context("wit-dylib's bindings")
+        .unwrap();
+    assert_eq!(
+        (ours.trace.0, ours.trace.1),
+        (theirs.trace.0, theirs.trace.1),
+        "the interpreter was driven differently:\nours:   {:?}\ntheirs: {:?}",
+        ours.trace.2,
+        theirs.trace.2
+    );
+    println!(
+        "{} concurrent calls, up to {} imports in flight, {} trace lines alike",
+        per_export * 5,
+        ours.most_in_flight,
+        ours.trace.0
+    );
+}
