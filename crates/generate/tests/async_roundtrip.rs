@@ -11,7 +11,10 @@
 //! answers the imports after a different number of executor turns each, so
 //! they return out of order; some answer at once. Every result must be what
 //! the host's import returned, more than one call must have been waiting at
-//! a time, and no byte the interpreter counts may be left afterwards. The
+//! a time, and no byte the interpreter counts may be left afterwards. Streams
+//! and futures the host writes go through an export to the import and back
+//! (the readable ends move as handles), and the host must read back what it
+//! wrote. The
 //! same calls run with wit-dylib 0.263's bindings, and the interpreter's
 //! traces of the two (every push, pop and allocation, in order) must be
 //! identical.
@@ -31,9 +34,14 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use component::Generator;
 use componentize_testkit::Host;
 use componentize_testkit::bench::env_count;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use wasmtime::Store;
-use wasmtime::component::{Component, Func, Instance, Linker, ResourceTable, Val};
+use std::task::{Context as TaskContext, Poll};
+use wasmtime::component::{
+    Accessor, Component, Func, FutureAny, FutureConsumer, FutureReader, Instance, Linker,
+    ResourceTable, Source, StreamAny, StreamConsumer, StreamReader, StreamResult, Val,
+};
+use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi::WasiCtx;
 use wit_parser::{Resolve, WorldId};
 
@@ -154,6 +162,20 @@ fn linker(log: &Log) -> Result<Linker<Host>> {
             Ok(())
         })
     })?;
+    iface.func_new_concurrent("relay", |_, _, params, results| {
+        Box::pin(async move {
+            let Val::U32(delay) = params[1] else {
+                wasmtime::bail!("relay: bad arguments {params:?}")
+            };
+            turns(delay % 3).await;
+            results[0] = params[0].clone();
+            Ok(())
+        })
+    })?;
+    iface.func_new("pledge", |_, _, params, results| {
+        results[0] = params[0].clone();
+        Ok(())
+    })?;
     iface.func_new("shout", |_, _, params, results| {
         let Val::String(s) = &params[0] else {
             wasmtime::bail!("shout: bad arguments {params:?}")
@@ -231,6 +253,143 @@ fn calls(n: u32) -> Vec<Call> {
     calls
 }
 
+/// Reads a host-side `stream<u8>` to its end; the bytes are in `read` once
+/// the writer is done (the consumer is dropped then).
+struct Collect {
+    bytes: Vec<u8>,
+    read: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl<D: 'static> StreamConsumer<D> for Collect {
+    type Item = u8;
+
+    fn poll_consume(
+        mut self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+        store: StoreContextMut<D>,
+        source: Source<'_, u8>,
+        _: bool,
+    ) -> Poll<wasmtime::Result<StreamResult>> {
+        let mut source = source.as_direct(store);
+        let chunk = source.remaining().to_vec();
+        source.mark_read(chunk.len());
+        self.bytes.extend(chunk);
+        Poll::Ready(Ok(StreamResult::Completed))
+    }
+}
+
+impl Drop for Collect {
+    fn drop(&mut self) {
+        *self.read.lock().unwrap() = Some(std::mem::take(&mut self.bytes));
+    }
+}
+
+/// Reads a host-side `future<string>`.
+struct Take(Arc<Mutex<Option<String>>>);
+
+impl<D: 'static> FutureConsumer<D> for Take {
+    type Item = String;
+
+    fn poll_consume(
+        self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+        store: StoreContextMut<D>,
+        mut source: Source<'_, String>,
+        _: bool,
+    ) -> Poll<wasmtime::Result<()>> {
+        let mut value = Vec::with_capacity(1);
+        source.read(store, &mut value)?;
+        *self.0.lock().unwrap() = value.pop();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Waits (turning the executor) until `slot` is filled.
+async fn filled<T>(slot: &Mutex<Option<T>>, what: &str) -> Result<T> {
+    for _ in 0..100_000 {
+        if let Some(v) = slot.lock().unwrap().take() {
+            return Ok(v);
+        }
+        tokio::task::yield_now().await;
+    }
+    bail!("{what} never completed")
+}
+
+/// Sends `count` streams and futures the host writes through `relay` and
+/// `pledge` concurrently, and checks that the host reads back what it wrote.
+async fn transmit(a: &Accessor<Host>, relay: Func, pledge: Func, count: u32) -> Result<()> {
+    let sent: Vec<Vec<u8>> = (0..count)
+        .map(|i| (0..(i * 37) % 300).map(|b| (b * (i + 1)) as u8).collect())
+        .collect();
+    let mut calls = Vec::new();
+    for (i, bytes) in sent.iter().enumerate() {
+        let stream = a.with(|mut store| -> wasmtime::Result<Val> {
+            let reader = StreamReader::new(&mut store, bytes.clone())?;
+            Ok(Val::Stream(StreamAny::try_from_stream_reader(
+                &mut store, reader,
+            )?))
+        });
+        let future = a.with(|mut store| -> wasmtime::Result<Val> {
+            let promise = format!("promise {i}");
+            let reader =
+                FutureReader::new(&mut store, async move { Ok::<_, wasmtime::Error>(promise) })?;
+            Ok(Val::Future(FutureAny::try_from_future_reader(
+                &mut store, reader,
+            )?))
+        });
+        let (stream, future) = (
+            stream.map_err(|e| anyhow!("{e:?}"))?,
+            future.map_err(|e| anyhow!("{e:?}"))?,
+        );
+        calls.push((relay, vec![stream, Val::U32(i as u32)]));
+        calls.push((pledge, vec![future]));
+    }
+    let results = futures::future::try_join_all(calls.iter().map(|(f, args)| async move {
+        let mut results = [Val::Bool(false)];
+        f.call_concurrent(a, args, &mut results)
+            .await
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let [result] = results;
+        Ok::<Val, anyhow::Error>(result)
+    }))
+    .await?;
+    for (i, pair) in results.chunks(2).enumerate() {
+        let [Val::Stream(stream), Val::Future(future)] = pair else {
+            bail!("relay/pledge {i}: {pair:?}")
+        };
+        let read = Arc::new(Mutex::new(None));
+        let taken = Arc::new(Mutex::new(None));
+        a.with(|mut store| -> wasmtime::Result<()> {
+            let bytes = Collect {
+                bytes: Vec::new(),
+                read: read.clone(),
+            };
+            stream
+                .clone()
+                .try_into_stream_reader::<u8>()?
+                .pipe(&mut store, bytes)?;
+            future
+                .clone()
+                .try_into_future_reader::<String>()?
+                .pipe(&mut store, Take(taken.clone()))
+        })
+        .map_err(|e| anyhow!("{e:?}"))?;
+        let got = filled(&read, "a relayed stream").await?;
+        ensure!(
+            got == sent[i],
+            "relay {i}: read {} bytes back, wrote {}",
+            got.len(),
+            sent[i].len()
+        );
+        let promised = filled(&taken, "a pledged future").await?;
+        ensure!(
+            promised == format!("promise {i}"),
+            "pledge {i}: {promised:?}"
+        );
+    }
+    Ok(())
+}
+
 /// What one generator's component did: the interpreter's trace (count and
 /// hash) of the concurrent calls, and the most import calls in flight.
 struct Run {
@@ -263,6 +422,8 @@ fn run(generator: Generator, per_export: u32) -> Result<Run> {
         .iter()
         .map(|c| export(&mut store, &instance, INTERFACE, c.name))
         .collect();
+    let relay = export(&mut store, &instance, INTERFACE, "relay");
+    let pledge = export(&mut store, &instance, INTERFACE, "pledge");
 
     runtime.block_on(async {
         store
@@ -288,6 +449,7 @@ fn run(generator: Generator, per_export: u32) -> Result<Run> {
                         c.expected
                     );
                 }
+                transmit(a, relay, pledge, per_export).await?;
                 let Some(Val::Tuple(t)) = call(trace, &[]).await? else {
                     bail!("trace: no tuple")
                 };
@@ -333,8 +495,10 @@ fn concurrent_async_calls_round_trip_like_wit_dylib() {
         theirs.trace.2
     );
     println!(
-        "{} concurrent calls, up to {} imports in flight, {} trace lines alike",
+        "{} concurrent calls and {} streams and futures relayed, up to {} imports in flight, \
+         {} trace lines alike",
         per_export * 5,
+        per_export * 2,
         ours.most_in_flight,
         ours.trace.0
     );
