@@ -100,7 +100,8 @@ pub enum Failure {
     Timeout,
     /// A memory or table grew beyond its limit.
     MemoryLimit,
-    /// A host handle was still live after init.
+    /// A host handle, or component-model async state (a future or stream
+    /// end, a waitable set, a subtask), was still live after init.
     LiveHandle,
     /// Init made an outgoing HTTP request, which the sandbox refuses.
     NetworkRefused,

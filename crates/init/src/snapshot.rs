@@ -98,6 +98,17 @@ fn release_handles(session: &mut Session<'_>, preopens: usize) -> Result<()> {
             ),
         ));
     }
+    let left = session.async_state_left();
+    if left > 0 {
+        return Err(session.fail(
+            Failure::LiveHandle,
+            format!(
+                "init left {left} component-model async handle(s) open (future or stream ends, \
+                 waitable sets or subtasks), which a snapshot cannot hold: they live in the \
+                 runtime, not in linear memory; drop them before init returns"
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -347,3 +347,33 @@ fn mutated_inputs_never_panic() {
     // Some mutations (e.g. in constants) still give a valid component.
     assert!(ran > 0);
 }
+
+/// Async state made during init (here a waitable set) lives in the
+/// runtime: a snapshot would lose it, so init fails, saying so.
+#[test]
+fn async_handles_left_by_init_are_refused() {
+    let wasm = wat::parse_str(
+        r#"(component
+            (core func $new (canon waitable-set.new))
+            (core func $drop (canon waitable-set.drop))
+            (core module $m
+              (import "" "new" (func $new (result i32)))
+              (import "" "drop" (func $drop (param i32)))
+              (func (export "leak") (drop (call $new)))
+              (func (export "tidy") (call $drop (call $new))))
+            (core instance $args (export "new" (func $new)) (export "drop" (func $drop)))
+            (core instance $i (instantiate $m (with "" (instance $args))))
+            (func (export "leak") (canon lift (core func $i "leak")))
+            (func (export "tidy") (canon lift (core func $i "tidy"))))"#,
+    )
+    .unwrap();
+    let e = init(&wasm).init_func("leak").run().unwrap_err();
+    let err = init_error(&e);
+    assert_eq!(err.kind, Failure::LiveHandle);
+    assert_contains(
+        &err.message,
+        "init left 1 component-model async handle(s) open",
+    );
+    // Made and dropped during init: nothing is left, the snapshot is taken.
+    init(&wasm).init_func("tidy").run().unwrap();
+}

@@ -32,6 +32,9 @@ pub(crate) struct Session<'a> {
     access: ComponentExportIndex,
     accessors: &'a [Accessor],
     failures: Failures,
+    /// Entries of wasmtime's table of async state (futures, streams,
+    /// waitable sets, subtasks, tasks) right after instantiation.
+    async_baseline: usize,
     /// Keeps the timeout running until the session ends.
     _ticker: Ticker,
     /// How long compiling took.
@@ -76,6 +79,7 @@ pub(crate) fn start<'a>(
         }
     };
     let instantiate = t.elapsed();
+    let async_baseline = store.concurrent_state_table_size();
     let access = instance
         .get_export_index(&mut store, None, ACCESS_EXPORT)
         .ok_or_else(|| anyhow!("internal error: the accessor instance is missing"))?;
@@ -86,6 +90,7 @@ pub(crate) fn start<'a>(
         access,
         accessors: &instrumented.accessors,
         failures,
+        async_baseline,
         _ticker: ticker,
         compile,
         compilation,
@@ -128,6 +133,15 @@ impl Session<'_> {
     /// The host resources the component holds.
     pub fn resources(&mut self) -> &mut ResourceTable {
         &mut self.store.data_mut().table
+    }
+
+    /// How many entries of wasmtime's async state (future and stream ends,
+    /// waitable sets, subtasks) init added and left: none can be carried
+    /// over, since they live in the runtime, not in linear memory.
+    pub fn async_state_left(&mut self) -> usize {
+        self.store
+            .concurrent_state_table_size()
+            .saturating_sub(self.async_baseline)
     }
 
     /// An init failure of `kind`, with the output so far.
