@@ -321,3 +321,55 @@ fn pipeline_generate_link_init() {
     assert_eq!(demo.stdout(), "at runtime\n");
     assert_eq!(export_names(&snap.wasm), ["bump", "get", "run", "state"]);
 }
+
+/// An `async func` given as the init function runs to the end of its task
+/// (callback ABI: here it returns its result with `task.return` and exits),
+/// and what it did is in the snapshot; one that waits for what can never
+/// come fails init.
+#[test]
+fn an_async_init_function_runs_to_its_end() {
+    let wasm = wat::parse_str(
+        r#"(component
+            (core func $ret (canon task.return (result u32)))
+            (core func $set (canon waitable-set.new))
+            (core module $m
+              (import "" "task.return" (func $ret (param i32)))
+              (import "" "set" (func $set (result i32)))
+              ;; Waits on an empty waitable set: nothing can ever wake it.
+              (func (export "stall") (result i32)
+                (i32.or (i32.const 2) (i32.shl (call $set) (i32.const 4))))
+              (global $n (export "n") (mut i32) (i32.const 0))
+              (func (export "start") (result i32)
+                (global.set $n (i32.const 42))
+                (call $ret (i32.const 7))
+                (i32.const 0))
+              (func (export "callback") (param i32 i32 i32) (result i32) unreachable)
+              (func (export "get") (result i32) (global.get $n)))
+            (core instance $i (instantiate $m
+              (with "" (instance (export "task.return" (func $ret)) (export "set" (func $set))))))
+            (func (export "stall") async (result u32)
+              (canon lift (core func $i "stall") async (callback (core func $i "callback"))))
+            (func (export "start") async (result u32)
+              (canon lift (core func $i "start") async (callback (core func $i "callback"))))
+            (func (export "get") (result u32) (canon lift (core func $i "get"))))"#,
+    )
+    .unwrap();
+    // A task that can never finish fails init instead of hanging it.
+    let e = common::init(&wasm).init_func("stall").run().unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(msg.contains("the init function `stall` failed"), "{msg}");
+    assert!(msg.contains("deadlock detected"), "{msg}");
+
+    let snap = common::init(&wasm).init_func("start").run().unwrap();
+    assert_eq!(snap.results, ["7"]);
+    let component = componentize_testkit::compile(&snap.wasm).unwrap();
+    let engine = componentize_testkit::engine();
+    let mut store = wasmtime::Store::new(engine, ());
+    let instance = wasmtime::component::Linker::new(engine)
+        .instantiate(&mut store, &component)
+        .unwrap();
+    let get = instance
+        .get_typed_func::<(), (u32,)>(&mut store, "get")
+        .unwrap();
+    assert_eq!(get.call(&mut store, ()).unwrap(), (42,));
+}

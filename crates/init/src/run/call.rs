@@ -209,7 +209,19 @@ impl Session<'_> {
         let function = call.function();
         let func = call.func(&mut self.store, &self.instance)?;
         let mut results = call.results();
-        if let Err(e) = func.call(&mut self.store, call.params(), &mut results) {
+        let outcome = if func.ty(&self.store).async_() {
+            // An `async func` runs on wasmtime's event loop until its task
+            // ends; with nothing in the sandbox to wait for, a task still
+            // waiting when the loop goes idle is a trap.
+            wasmtime_wasi::runtime::in_tokio(func.call_async(
+                &mut self.store,
+                call.params(),
+                &mut results,
+            ))
+        } else {
+            func.call(&mut self.store, call.params(), &mut results)
+        };
+        if let Err(e) = outcome {
             return Err(self.guest_error(&format!("the init function `{function}`"), e));
         }
         Ok(results
