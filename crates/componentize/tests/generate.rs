@@ -90,3 +90,61 @@ fn header_prints_the_interface() {
     assert!(text.contains("void wit_dylib_push_map(void *cx, size_t ty, size_t len);"));
     assert!(text.contains("uint32_t wit_dylib_export_async_call(void *cx, size_t which);"));
 }
+
+/// The async options through the command line, on the WASI 0.3 command
+/// world: `run` is an `async func`, so it is lifted async (`[async-lift]`,
+/// with a `[callback]`) unless `--async=-all` binds everything
+/// synchronously; `--stack-pointer task-context` replaces the
+/// `__stack_pointer` global with the task-context built-ins.
+#[test]
+fn generate_takes_the_async_filter_and_the_stack_pointer_placement() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bindings.so");
+    let run = "[async-lift]wasi:cli/run@0.3.0#run";
+    for (args, async_run, task_context) in [
+        (&[][..], true, false),
+        (&["--async=-all"][..], false, false),
+        (&["--stack-pointer", "task-context"][..], true, true),
+    ] {
+        let o = componentize()
+            .args(["generate", "-w", "command", "-o"])
+            .arg(&out)
+            .args(args)
+            .arg(corpus("wasi-p3"))
+            .output()
+            .unwrap();
+        common::ok(&o);
+        let bytes = std::fs::read(&out).unwrap();
+        let (mut exports, mut imports) = (Vec::new(), Vec::new());
+        for payload in wasmparser::Parser::new(0).parse_all(&bytes) {
+            match payload.unwrap() {
+                wasmparser::Payload::ExportSection(s) => {
+                    exports.extend(s.into_iter().map(|e| e.unwrap().name.to_string()))
+                }
+                wasmparser::Payload::ImportSection(s) => imports.extend(
+                    s.into_imports()
+                        .map(|i| i.unwrap())
+                        .map(|i| format!("{}.{}", i.module, i.name)),
+                ),
+                _ => {}
+            }
+        }
+        let has = |list: &[String], name: &str| list.iter().any(|n| n == name);
+        assert_eq!(has(&exports, run), async_run, "{args:?}: {exports:?}");
+        assert_eq!(
+            has(&exports, &format!("[callback]{run}")),
+            async_run,
+            "{args:?}"
+        );
+        assert_eq!(
+            has(&imports, "$root.[context-get-0]"),
+            task_context,
+            "{args:?}"
+        );
+        assert_eq!(
+            has(&imports, "env.__stack_pointer"),
+            !task_context,
+            "{args:?}"
+        );
+    }
+}
