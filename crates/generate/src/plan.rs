@@ -93,7 +93,6 @@ impl Payload {
 /// [`Plan::host_imports`] (new, read, write, cancel-read, cancel-write,
 /// drop-readable, drop-writable), named after the first function whose
 /// signature holds the type, as the canonical ABI names them.
-#[derive(Clone)]
 struct TransmitImports {
     first: usize,
     ordinal: usize,

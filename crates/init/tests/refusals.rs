@@ -161,12 +161,7 @@ fn plain_component_with_init_func() {
     let wasm = wat::parse_str(COUNTER).unwrap();
     let snap = init(&wasm).init_func("bump").run().unwrap();
     assert_eq!(snap.results, ["1"]);
-    let component = componentize_testkit::compile(&snap.wasm).unwrap();
-    let engine = componentize_testkit::engine();
-    let mut store = wasmtime::Store::new(engine, ());
-    let instance = wasmtime::component::Linker::new(engine)
-        .instantiate(&mut store, &component)
-        .unwrap();
+    let (mut store, instance) = common::instantiate_plain(&snap.wasm);
     let call = |store: &mut wasmtime::Store<()>, name: &str| -> i64 {
         let f = instance.get_func(&mut *store, name).unwrap();
         let mut out = [wasmtime::component::Val::Bool(false)];

@@ -354,13 +354,8 @@ fn removes_a_function_of_an_instance_made_of_exports() {
     let snap = init(&wasm).init_func("x:y/z.a").run().unwrap();
     assert_valid(&snap.wasm);
     assert_eq!(instance_functions(&snap.wasm, "x:y/z"), ["b"]);
-    let engine = componentize_testkit::engine();
-    let component = componentize_testkit::compile(&snap.wasm).unwrap();
     // `b` still works.
-    let mut store = Store::new(engine, ());
-    let instance = wasmtime::component::Linker::new(engine)
-        .instantiate(&mut store, &component)
-        .unwrap();
+    let (mut store, instance) = common::instantiate_plain(&snap.wasm);
     assert!(call_export(&mut store, &instance, Some("x:y/z"), "b", &[Val::U32(1)]).is_ok());
     assert!(export_func(&mut store, &instance, Some("x:y/z"), "a").is_err());
 }

@@ -362,12 +362,7 @@ fn an_async_init_function_runs_to_its_end() {
 
     let snap = common::init(&wasm).init_func("start").run().unwrap();
     assert_eq!(snap.results, ["7"]);
-    let component = componentize_testkit::compile(&snap.wasm).unwrap();
-    let engine = componentize_testkit::engine();
-    let mut store = wasmtime::Store::new(engine, ());
-    let instance = wasmtime::component::Linker::new(engine)
-        .instantiate(&mut store, &component)
-        .unwrap();
+    let (mut store, instance) = common::instantiate_plain(&snap.wasm);
     let get = instance
         .get_typed_func::<(), (u32,)>(&mut store, "get")
         .unwrap();

@@ -83,6 +83,18 @@ pub fn runtime() -> &'static componentize_init::Runtime {
     })
 }
 
+/// Compiles a snapshot of a component that imports nothing and
+/// instantiates it in a fresh store, to call its exports.
+pub fn instantiate_plain(wasm: &[u8]) -> (Store<()>, Instance) {
+    let component = componentize_testkit::compile(wasm).unwrap();
+    let engine = componentize_testkit::engine();
+    let mut store = Store::new(engine, ());
+    let instance = wasmtime::component::Linker::new(engine)
+        .instantiate(&mut store, &component)
+        .unwrap();
+    (store, instance)
+}
+
 /// `Init` on the shared runtime.
 pub fn init(wasm: &[u8]) -> componentize_init::Init {
     let mut init = componentize_init::Init::new(wasm);
