@@ -11,10 +11,13 @@
 //! answers the imports after a different number of executor turns each, so
 //! they return out of order; some answer at once. Every result must be what
 //! the host's import returned, more than one call must have been waiting at
-//! a time, and no byte the interpreter counts may be left afterwards. Streams
-//! and futures the host writes go through an export to the import and back
-//! (the readable ends move as handles), and the host must read back what it
-//! wrote. The
+//! a time, and no byte the interpreter counts may be left afterwards.
+//! Streams and futures the host writes go through an export to the import
+//! and back, and the host must read back what it wrote: futures move as
+//! handles, and the interpreter copies each stream into a new one, in
+//! chunks of 1 to 13 items, through the stream built-ins and the item lift
+//! and lower functions of the bindings (see STREAM COPY in testinterp.c).
+//! The
 //! same calls run with wit-dylib 0.263's bindings, and the interpreter's
 //! traces of the two (every push, pop and allocation, in order) must be
 //! identical.
