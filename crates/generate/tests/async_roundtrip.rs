@@ -13,12 +13,12 @@
 //! the host's import returned, more than one call must have been waiting at
 //! a time, and no byte the interpreter counts may be left afterwards.
 //! Streams and futures the host writes go through an export to the import
-//! and back, and the host must read back what it wrote: futures move as
-//! handles, and the interpreter copies each stream into a new one, in
-//! chunks of 1 to 13 items, through the stream built-ins and the item lift
-//! and lower functions of the bindings (see STREAM COPY in testinterp.c);
-//! the host drops every third stream unread, and that copy must end and
-//! leave nothing behind.
+//! and back, and the host must read back what it wrote. Through an async
+//! export the interpreter copies each into a new one (streams in chunks of
+//! 1 to 13 items) with the future and stream built-ins and the item lift and
+//! lower functions of the bindings (see COPIES in testinterp.c); through a
+//! sync one a future's readable end moves as a handle. The host drops every
+//! third stream unread, and that copy must end and leave nothing behind.
 //! The
 //! same calls run with wit-dylib 0.263's bindings, and the interpreter's
 //! traces of the two (every push, pop and allocation, in order) must be
@@ -43,7 +43,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use wasmtime::component::{
-    Accessor, Component, Func, FutureAny, FutureConsumer, FutureReader, Instance, Linker,
+    Accessor, Component, Func, FutureAny, FutureConsumer, FutureReader, Instance, Lift, Linker,
     ResourceTable, Source, StreamAny, StreamConsumer, StreamReader, StreamResult, Val,
 };
 use wasmtime::{Store, StoreContextMut};
@@ -177,6 +177,16 @@ fn linker(log: &Log) -> Result<Linker<Host>> {
             Ok(())
         })
     })?;
+    iface.func_new_concurrent("promise", |_, _, params, results| {
+        Box::pin(async move {
+            let Val::U32(delay) = params[1] else {
+                wasmtime::bail!("promise: bad arguments {params:?}")
+            };
+            turns(delay % 4).await;
+            results[0] = params[0].clone();
+            Ok(())
+        })
+    })?;
     iface.func_new("pledge", |_, _, params, results| {
         results[0] = params[0].clone();
         Ok(())
@@ -289,17 +299,17 @@ impl Drop for Collect {
     }
 }
 
-/// Reads a host-side `future<string>`.
-struct Take(Arc<Mutex<Option<String>>>);
+/// Reads a host-side future.
+struct Take<T>(Arc<Mutex<Option<T>>>);
 
-impl<D: 'static> FutureConsumer<D> for Take {
-    type Item = String;
+impl<D: 'static, T: Lift + Send + Sync + 'static> FutureConsumer<D> for Take<T> {
+    type Item = T;
 
     fn poll_consume(
         self: Pin<&mut Self>,
         _: &mut TaskContext<'_>,
         store: StoreContextMut<D>,
-        mut source: Source<'_, String>,
+        mut source: Source<'_, T>,
         _: bool,
     ) -> Poll<wasmtime::Result<()>> {
         let mut value = Vec::with_capacity(1);
@@ -320,34 +330,68 @@ async fn filled<T>(slot: &Mutex<Option<T>>, what: &str) -> Result<T> {
     bail!("{what} never completed")
 }
 
-/// Sends `count` streams and futures the host writes through `relay` and
-/// `pledge` concurrently, and checks that the host reads back what it wrote.
-async fn transmit(a: &Accessor<Host>, relay: Func, pledge: Func, count: u32) -> Result<()> {
+/// The functions that carry streams and futures.
+#[derive(Clone, Copy)]
+struct Transmitters {
+    relay: Func,
+    promise: Func,
+    pledge: Func,
+}
+
+/// A host-written stream of `bytes`, as a value.
+fn stream_of(a: &Accessor<Host>, bytes: Vec<u8>) -> Result<Val> {
+    a.with(|mut store| -> wasmtime::Result<Val> {
+        let reader = StreamReader::new(&mut store, bytes)?;
+        Ok(Val::Stream(StreamAny::try_from_stream_reader(
+            &mut store, reader,
+        )?))
+    })
+    .map_err(|e| anyhow!("{e:?}"))
+}
+
+/// A host-written future of `value`, as a value.
+fn future_of<T>(a: &Accessor<Host>, value: T) -> Result<Val>
+where
+    T: wasmtime::component::ComponentType + wasmtime::component::Lower + Lift,
+    T: Send + Sync + 'static,
+{
+    a.with(|mut store| -> wasmtime::Result<Val> {
+        let reader = FutureReader::new(&mut store, async move { Ok::<_, wasmtime::Error>(value) })?;
+        Ok(Val::Future(FutureAny::try_from_future_reader(
+            &mut store, reader,
+        )?))
+    })
+    .map_err(|e| anyhow!("{e:?}"))
+}
+
+/// Reads the future `f` of `T` back.
+async fn read_future<T: Lift + wasmtime::component::ComponentType + Send + Sync + 'static>(
+    a: &Accessor<Host>,
+    f: &FutureAny,
+) -> Result<T> {
+    let taken = Arc::new(Mutex::new(None));
+    a.with(|mut store| -> wasmtime::Result<()> {
+        f.clone()
+            .try_into_future_reader::<T>()?
+            .pipe(&mut store, Take(taken.clone()))
+    })
+    .map_err(|e| anyhow!("{e:?}"))?;
+    filled(&taken, "a future").await
+}
+
+/// Sends `count` streams and futures each, written by the host, through
+/// `relay`, `promise` and `pledge` concurrently, and checks that the host
+/// reads back what it wrote (but for the streams it drops unread).
+async fn transmit(a: &Accessor<Host>, t: Transmitters, count: u32) -> Result<()> {
     let sent: Vec<Vec<u8>> = (0..count)
         .map(|i| (0..(i * 37) % 300).map(|b| (b * (i + 1)) as u8).collect())
         .collect();
+    let promised = |i: u32| u64::from(i) * 1_000_003 + u64::MAX / 2;
     let mut calls = Vec::new();
-    for (i, bytes) in sent.iter().enumerate() {
-        let stream = a.with(|mut store| -> wasmtime::Result<Val> {
-            let reader = StreamReader::new(&mut store, bytes.clone())?;
-            Ok(Val::Stream(StreamAny::try_from_stream_reader(
-                &mut store, reader,
-            )?))
-        });
-        let future = a.with(|mut store| -> wasmtime::Result<Val> {
-            let promise = format!("promise {i}");
-            let reader =
-                FutureReader::new(&mut store, async move { Ok::<_, wasmtime::Error>(promise) })?;
-            Ok(Val::Future(FutureAny::try_from_future_reader(
-                &mut store, reader,
-            )?))
-        });
-        let (stream, future) = (
-            stream.map_err(|e| anyhow!("{e:?}"))?,
-            future.map_err(|e| anyhow!("{e:?}"))?,
-        );
-        calls.push((relay, vec![stream, Val::U32(i as u32)]));
-        calls.push((pledge, vec![future]));
+    for (i, bytes) in (0u32..).zip(&sent) {
+        calls.push((t.relay, vec![stream_of(a, bytes.clone())?, Val::U32(i)]));
+        calls.push((t.promise, vec![future_of(a, promised(i))?, Val::U32(i)]));
+        calls.push((t.pledge, vec![future_of(a, format!("pledge {i}"))?]));
     }
     let results = futures::future::try_join_all(calls.iter().map(|(f, args)| async move {
         let mut results = [Val::Bool(false)];
@@ -358,19 +402,23 @@ async fn transmit(a: &Accessor<Host>, relay: Func, pledge: Func, count: u32) -> 
         Ok::<Val, anyhow::Error>(result)
     }))
     .await?;
-    for (i, pair) in results.chunks(2).enumerate() {
-        let [Val::Stream(stream), Val::Future(future)] = pair else {
-            bail!("relay/pledge {i}: {pair:?}")
+    for (i, three) in (0u32..).zip(results.chunks(3)) {
+        let [
+            Val::Stream(stream),
+            Val::Future(promise),
+            Val::Future(pledge),
+        ] = three
+        else {
+            bail!("relay/promise/pledge {i}: {three:?}")
         };
-        let read = Arc::new(Mutex::new(None));
-        let taken = Arc::new(Mutex::new(None));
         // Every third stream the host drops unread: the guest's copy finds
         // its reader gone and ends (the leak check after the calls sees it).
-        let drop_early = i % 3 == 2;
-        a.with(|mut store| -> wasmtime::Result<()> {
-            if drop_early {
-                stream.clone().close(&mut store)?;
-            } else {
+        if i % 3 == 2 {
+            a.with(|mut store| stream.clone().close(&mut store))
+                .map_err(|e| anyhow!("{e:?}"))?;
+        } else {
+            let read = Arc::new(Mutex::new(None));
+            a.with(|mut store| -> wasmtime::Result<()> {
                 let bytes = Collect {
                     bytes: Vec::new(),
                     read: read.clone(),
@@ -378,28 +426,22 @@ async fn transmit(a: &Accessor<Host>, relay: Func, pledge: Func, count: u32) -> 
                 stream
                     .clone()
                     .try_into_stream_reader::<u8>()?
-                    .pipe(&mut store, bytes)?;
-            }
-            future
-                .clone()
-                .try_into_future_reader::<String>()?
-                .pipe(&mut store, Take(taken.clone()))
-        })
-        .map_err(|e| anyhow!("{e:?}"))?;
-        if !drop_early {
+                    .pipe(&mut store, bytes)
+            })
+            .map_err(|e| anyhow!("{e:?}"))?;
             let got = filled(&read, "a relayed stream").await?;
+            let wrote = &sent[i as usize];
             ensure!(
-                got == sent[i],
+                got == *wrote,
                 "relay {i}: read {} bytes back, wrote {}",
                 got.len(),
-                sent[i].len()
+                wrote.len()
             );
         }
-        let promised = filled(&taken, "a pledged future").await?;
-        ensure!(
-            promised == format!("promise {i}"),
-            "pledge {i}: {promised:?}"
-        );
+        let value: u64 = read_future(a, promise).await?;
+        ensure!(value == promised(i), "promise {i}: {value}");
+        let value: String = read_future(a, pledge).await?;
+        ensure!(value == format!("pledge {i}"), "pledge {i}: {value:?}");
     }
     Ok(())
 }
@@ -436,8 +478,11 @@ fn run(generator: Generator, per_export: u32) -> Result<Run> {
         .iter()
         .map(|c| export(&mut store, &instance, INTERFACE, c.name))
         .collect();
-    let relay = export(&mut store, &instance, INTERFACE, "relay");
-    let pledge = export(&mut store, &instance, INTERFACE, "pledge");
+    let transmitters = Transmitters {
+        relay: export(&mut store, &instance, INTERFACE, "relay"),
+        promise: export(&mut store, &instance, INTERFACE, "promise"),
+        pledge: export(&mut store, &instance, INTERFACE, "pledge"),
+    };
 
     runtime.block_on(async {
         store
@@ -463,7 +508,7 @@ fn run(generator: Generator, per_export: u32) -> Result<Run> {
                         c.expected
                     );
                 }
-                transmit(a, relay, pledge, per_export).await?;
+                transmit(a, transmitters, per_export).await?;
                 let Some(Val::Tuple(t)) = call(trace, &[]).await? else {
                     bail!("trace: no tuple")
                 };
@@ -521,7 +566,7 @@ fn concurrent_async_calls_round_trip_like_wit_dylib() {
         "{} concurrent calls and {} streams and futures relayed, up to {} imports in flight, \
          {} trace lines alike",
         per_export * 5,
-        per_export * 2,
+        per_export * 3,
         ours.most_in_flight,
         ours.trace.0
     );
