@@ -167,26 +167,20 @@ fn linker(log: &Log) -> Result<Linker<Host>> {
             Ok(())
         })
     })?;
-    iface.func_new_concurrent("relay", |_, _, params, results| {
-        Box::pin(async move {
-            let Val::U32(delay) = params[1] else {
-                wasmtime::bail!("relay: bad arguments {params:?}")
-            };
-            turns(delay % 3).await;
-            results[0] = params[0].clone();
-            Ok(())
-        })
-    })?;
-    iface.func_new_concurrent("promise", |_, _, params, results| {
-        Box::pin(async move {
-            let Val::U32(delay) = params[1] else {
-                wasmtime::bail!("promise: bad arguments {params:?}")
-            };
-            turns(delay % 4).await;
-            results[0] = params[0].clone();
-            Ok(())
-        })
-    })?;
+    // `relay` and `promise` hand back the readable end they got (a copy the
+    // guest fills), after a few turns.
+    for (name, spread) in [("relay", 3), ("promise", 4)] {
+        iface.func_new_concurrent(name, move |_, _, params, results| {
+            Box::pin(async move {
+                let Val::U32(delay) = params[1] else {
+                    wasmtime::bail!("{name}: bad arguments {params:?}")
+                };
+                turns(delay % spread).await;
+                results[0] = params[0].clone();
+                Ok(())
+            })
+        })?;
+    }
     iface.func_new("pledge", |_, _, params, results| {
         results[0] = params[0].clone();
         Ok(())
