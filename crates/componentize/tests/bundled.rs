@@ -163,22 +163,16 @@ fn the_one_command_builds_the_js_hello_byte_identically_and_both_runtimes_run_it
     assert_eq!(ok(&o), expected);
 }
 
-/// The bundled bindings run synchronous worlds: an async one is refused
-/// when the interpreter starts (at init, so the build fails), naming the
-/// function; one with async imports is refused by init, naming the import.
-/// Nothing is written.
+/// What the bundled bindings do not run yet is refused by name, and nothing
+/// is written: an async export in JavaScript when the interpreter starts
+/// (at init, so the build fails), and async imports (in either) by init.
 #[test]
-fn the_bundled_interpreters_refuse_an_async_world_by_name() {
+fn the_bundled_interpreters_refuse_what_they_do_not_run_async_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("app.wasm");
     let async_import = "the import `componentize:concurrency/types#[method]blob.read` is an `async func`, \
                         and init does not run components with async imports yet";
     let cases = [
-        (
-            "lua",
-            "async-run",
-            "export run is async; the Lua binding supports synchronous functions only",
-        ),
         (
             "js",
             "async-run",
@@ -209,5 +203,54 @@ fn the_bundled_interpreters_refuse_an_async_world_by_name() {
         );
         assert!(err.contains(expected), "{interpreter} {world}: {err}");
         assert!(!out.exists(), "{interpreter}: wrote {}", out.display());
+    }
+}
+
+/// A Lua world with async exports builds with the bundled interpreter, and
+/// its exports run under `componentize run --invoke` and the wasmtime CLI
+/// (with component-model async on): each call in a coroutine of its own,
+/// yielding to the host between items.
+#[test]
+fn a_lua_world_with_async_exports_builds_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.wasm");
+    let script = dir.path().join("app.lua");
+    std::fs::write(
+        &script,
+        "function run() print('run ran') end\n\
+         function sum(xs)\n\
+           local total = 0\n\
+           for _, x in ipairs(xs) do total = total + x; coroutine.yield() end\n\
+           return total\n\
+         end\n",
+    )
+    .unwrap();
+    let o = componentize()
+        .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+        .args(["--interpreter", "lua", "--world-name", "async-run"])
+        .arg("--world")
+        .arg(common::corpus("async.wit"))
+        .arg("--init")
+        .arg(&script)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    ok(&o);
+    // Both print a unit result as `()`.
+    for (call, expected) in [("sum([1, 2, -40])", "-37\n"), ("run()", "run ran\n()\n")] {
+        let o = componentize()
+            .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+            .args(["run", "--invoke", call])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(ok(&o), expected, "componentize run --invoke {call}");
+        let o = std::process::Command::new(toolchain("bin/wasmtime"))
+            .args(["run", "-W", "component-model-async", "--invoke", call])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(ok(&o), expected, "wasmtime run --invoke {call}");
     }
 }

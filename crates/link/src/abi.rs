@@ -26,6 +26,15 @@ pub(crate) const STUBS_LIBRARY: &str = "wit-component:stubs";
 /// lacks (`trap_stubs`).
 pub(crate) const INTRINSIC_STUBS_LIBRARY: &str = "componentize:missing-intrinsics";
 
+/// Name of the library the link stage makes to give interpreters the
+/// task context of async exports (`task_context`).
+pub(crate) const TASK_CONTEXT_LIBRARY: &str = "componentize-task-context.so";
+
+/// The task context accessors an interpreter imports, weakly, from `env`
+/// (declared in componentize.h): `() -> i32` and `(i32) -> ()`.
+pub(crate) const TASK_CONTEXT_GET: &str = "componentize_task_context_get";
+pub(crate) const TASK_CONTEXT_SET: &str = "componentize_task_context_set";
+
 /// The custom section holding a dynamic library's linking metadata.
 pub(crate) const DYLINK_SECTION: &str = "dylink.0";
 

@@ -115,6 +115,7 @@ mod report;
 mod resolved;
 mod search;
 mod symbols;
+mod task_context;
 mod trap_stubs;
 
 use anyhow::{Result, anyhow, bail};
@@ -316,6 +317,7 @@ impl Link {
         let mut loaded = inputs::load(self.inputs.iter().chain(&dl_files), &dl_names)?;
         let dirs = search::search_dirs(&self.search_paths, &loaded.dirs, self.search_env);
         search::find_needed(&mut loaded.libs, &dirs, &dl_names)?;
+        task_context::add_if_needed(&mut loaded.libs)?;
         let adapters = adapter::load(&self.adapters)?;
         for a in &adapters {
             if loaded.libs.iter().any(|l| l.name == a.name) {

@@ -31,6 +31,13 @@ pub enum Origin {
         /// The library that needed `libdl.so` first.
         needed_by: Option<String>,
     },
+    /// Made by the link stage itself for `needed_by`, which imports what
+    /// it defines: the task context of async exports (see
+    /// `componentize.h`).
+    Provided {
+        /// The library that imports it first.
+        needed_by: String,
+    },
 }
 
 impl Origin {
@@ -42,6 +49,7 @@ impl Origin {
             Origin::File(p) => format!("`{}`", p.display()),
             Origin::Found { path, .. } => format!("found at `{}`", path.display()),
             Origin::BuiltIn { .. } => "built into wit-component".into(),
+            Origin::Provided { .. } => "made by the link stage".into(),
         }
     }
 
@@ -49,7 +57,7 @@ impl Origin {
     pub fn path(&self) -> Option<&Path> {
         match self {
             Origin::File(p) | Origin::Found { path: p, .. } => Some(p),
-            Origin::Given | Origin::BuiltIn { .. } => None,
+            Origin::Given | Origin::BuiltIn { .. } | Origin::Provided { .. } => None,
         }
     }
 }
@@ -74,6 +82,10 @@ impl fmt::Display for Origin {
             Origin::BuiltIn { needed_by: None } => {
                 f.write_str("built into wit-component, for the dl-openable libraries")
             }
+            Origin::Provided { needed_by } => write!(
+                f,
+                "made by the link stage for `{needed_by}`: the task context of async exports"
+            ),
             other => f.write_str(&other.describe()),
         }
     }

@@ -53,23 +53,24 @@ pub fn test_wit(hello_example: &Path, worlds: &Path) -> Result<(Resolve, Package
     Ok((resolve, package))
 }
 
-/// Generates the bindings of `world` and links them with `binding`: the
-/// interpreter first (it defines `cabi_realloc`, which the bindings
-/// re-export), then the bindings, then what the interpreter needs.
+/// Generates the bindings of `world` and links them with `binding` with the
+/// link stage (componentize-link): the interpreter first (it defines
+/// `cabi_realloc`, which the bindings re-export), then the bindings, then
+/// what the interpreter needs.
 pub fn link(resolve: &Resolve, world: WorldId, binding: &Binding) -> Result<Vec<u8>> {
     let interpreter = binding.interpreter();
     let mut options = componentize_generate::Options::default();
     options.interpreter(interpreter.name);
     let bindings = componentize_generate::generate(resolve, world, &options)?;
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let mut linker = wit_component::Linker::default();
-    linker.library(interpreter.name, &read(&interpreter.path)?, false)?;
-    linker.library("bindings.so", bindings.wasm(), false)?;
+    let mut link = componentize_link::Link::new();
+    link.library(interpreter.name, read(&interpreter.path)?);
+    link.bindings("bindings.so", bindings.wasm().to_vec());
     for lib in binding.dependencies() {
-        linker.library(lib.name, &read(&lib.path)?, false)?;
+        link.library(lib.name, read(&lib.path)?);
     }
-    linker.encoder().validate(true);
-    linker.encode().context("linking the component")
+    let linked = link.encode().context("linking the component")?;
+    Ok(linked.component().to_vec())
 }
 
 /// World `name` of the test worlds ([`test_wit`]) linked with `binding`

@@ -510,7 +510,7 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 void wit_dylib_initialize(const wit_t *wit) {
   if (wit->version < WIT_CURRENT_VERSION)
     cz_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
-  cz_refuse_async(wit, "Lua");
+  cz_refuse_async(wit, "Lua", true);
   LB.wit = wit;
   lua_State *L = luaL_newstate();
   if (!L) cz_die("cannot create a Lua state");
@@ -543,7 +543,7 @@ void wit_dylib_initialize(const wit_t *wit) {
 /* ====================================================================== */
 
 void *wit_dylib_export_start(size_t which) {
-  (void)which;
+  if (lb_is_async_export(which)) return lb_task_start(which);
   lua_State *L = LB.main;
   if (LB.in_export) cz_die("export %s called while another export runs", LB.exports[which].display);
   LB.in_export = true;
@@ -632,6 +632,11 @@ static void lb_run_init(lua_State *L) {
   lb_push_tagged(L, "ok");
 }
 
+static int lb_dispatch_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status, (void)ctx;
+  return lua_gettop(L);
+}
+
 /* Calls an export's Lua function, run protected: (which, args...) ->
  * results. Finding the function is protected too: metamethods may run. */
 static int lb_dispatch(lua_State *L) {
@@ -642,7 +647,8 @@ static int lb_dispatch(lua_State *L) {
   const char *missing = lb_push_export_fn(L, which, nargs > 0 ? 1 : 0, buf, sizeof buf);
   if (missing) return luaL_error(L, "%s", missing);
   lua_insert(L, 1);
-  lua_call(L, nargs, LUA_MULTRET);
+  /* Yieldable: an async export's coroutine yields through here. */
+  lua_callk(L, nargs, LUA_MULTRET, 0, lb_dispatch_done);
   return lua_gettop(L);
 }
 
@@ -681,15 +687,62 @@ static void lb_export_error(lua_State *L, size_t which) {
   cz_die("error in export %s (Lua `%s`): %s", e->display, e->lua_display, text);
 }
 
+/* Checks the result of export `which` (on top of L, at slot 2) and pushes
+ * the copy the bindings pop; slot 2 keeps everything in it alive. */
+static void lb_export_push_result(lua_State *L, size_t which) {
+  const wit_export_func_t *f = &LB.wit->export_funcs[which];
+  const lb_export *e = &LB.exports[which];
+  if (LB_NONE(f->result)) return;
+  lb_path p = {.label = "result"};
+  if (!lb_check(L, 2, f->result, &p))
+    cz_die("export %s (Lua `%s`) returned a value that does not match its WIT type: %s", e->display,
+           e->kind == LB_INIT ? "init" : e->lua_display, LB_ERR);
+  lua_pushvalue(L, 2);
+}
+
+/* The outcome of export `which`'s Lua function on L, whose slot 1 stays:
+ * above it the function's results (st == LUA_OK) or its error object. The
+ * result value goes to slot 2 (Lua idioms such as `return nil, err`
+ * applied, an error turned into `err` where the type allows it), and its
+ * copy on top. */
+static void lb_export_outcome(lua_State *L, size_t which, int st) {
+  const wit_export_func_t *f = &LB.wit->export_funcs[which];
+  if (st != LUA_OK) {
+    lb_export_error(L, which);
+  } else if (LB_NONE(f->result)) {
+    lua_settop(L, 1);
+  } else {
+    int nres = lua_gettop(L) - 1;
+    wit_type_t rt = cz_resolve(LB.wit, f->result);
+    if (WIT_TYPE_KIND(rt) == WIT_TYPE_RESULT) {
+      const wit_result_t *r = &LB.wit->results[WIT_TYPE_INDEX(rt)];
+      if (nres >= 2 && lua_isnil(L, 2) && !lua_isnil(L, 3)) {
+        /* The Lua idiom `return nil, err`. */
+        lua_settop(L, 3);
+        lb_push_tagged(L, "err");
+        lua_replace(L, 2);
+      } else if ((nres == 0 || lua_isnil(L, 2)) && LB_NONE(r->ok)) {
+        /* Nothing returned from a function with an empty ok case. */
+        lua_settop(L, 1);
+        lua_pushboolean(L, 1);
+        lb_push_tagged(L, "ok");
+      }
+    }
+    if (nres == 0) lua_pushnil(L);
+    lua_settop(L, 2);
+  }
+  lb_export_push_result(L, which);
+}
+
 void wit_dylib_export_call(void *vcx, size_t which) {
   lb_cx *cx = vcx;
   lua_State *L = cx->L;
-  const wit_export_func_t *f = &LB.wit->export_funcs[which];
   const lb_export *e = &LB.exports[which];
   if (e->kind == LB_INIT) {
     lb_run_init(L);
     lua_replace(L, 2);
     lua_settop(L, 2);
+    lb_export_push_result(L, which);
   } else {
     if (!LB.loaded)
       cz_die("export %s called before the Lua script was loaded (by the init export %s#%s)", e->display,
@@ -702,38 +755,7 @@ void wit_dylib_export_call(void *vcx, size_t which) {
     int st = lua_pcall(L, nargs + 1, LUA_MULTRET, 1);
     lb_release_lent(L);
     fflush(stdout);
-    if (st != LUA_OK) {
-      lb_export_error(L, which);
-    } else if (LB_NONE(f->result)) {
-      lua_settop(L, 1);
-    } else {
-      int nres = lua_gettop(L) - 1;
-      wit_type_t rt = cz_resolve(LB.wit, f->result);
-      if (WIT_TYPE_KIND(rt) == WIT_TYPE_RESULT) {
-        const wit_result_t *r = &LB.wit->results[WIT_TYPE_INDEX(rt)];
-        if (nres >= 2 && lua_isnil(L, 2) && !lua_isnil(L, 3)) {
-          /* The Lua idiom `return nil, err`. */
-          lua_settop(L, 3);
-          lb_push_tagged(L, "err");
-          lua_replace(L, 2);
-        } else if ((nres == 0 || lua_isnil(L, 2)) && LB_NONE(r->ok)) {
-          /* Nothing returned from a function with an empty ok case. */
-          lua_settop(L, 1);
-          lua_pushboolean(L, 1);
-          lb_push_tagged(L, "ok");
-        }
-      }
-      if (nres == 0) lua_pushnil(L);
-      lua_settop(L, 2);
-    }
-  }
-  if (!LB_NONE(f->result)) {
-    lb_path p = {.label = "result"};
-    if (!lb_check(L, 2, f->result, &p))
-      cz_die("export %s (Lua `%s`) returned a value that does not match its WIT type: %s", e->display,
-             e->kind == LB_INIT ? "init" : e->lua_display, LB_ERR);
-    /* The bindings pop this copy; slot 2 keeps everything in it alive. */
-    lua_pushvalue(L, 2);
+    lb_export_outcome(L, which, st);
   }
   lb_gc_pause(L, &LB.export_gc);
 }
@@ -745,14 +767,4 @@ void wit_dylib_export_finish(void *vcx, size_t which) {
   lb_cx_release(cx);
   lb_gc_resume(cx->L, LB.export_gc);
   LB.in_export = false;
-}
-
-uint32_t wit_dylib_export_async_call(void *cx, size_t which) {
-  (void)cx;
-  cz_die("async export %s is not supported by the Lua binding", LB.exports[which].display);
-}
-
-uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which) {
-  (void)event, (void)p1, (void)p2;
-  cz_die("async export %s is not supported by the Lua binding", LB.exports[which].display);
 }

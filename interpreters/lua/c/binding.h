@@ -139,6 +139,11 @@ static void lb_release_lent(lua_State *L);
 static cz_handle *lb_test_res(lua_State *L, int idx);
 static void lb_push_class(lua_State *L, size_t index);
 
+/* ---- async exports (tasks.c) ---------------------------------------------- */
+
+static bool lb_is_async_export(size_t which);
+static lb_cx *lb_task_start(size_t which);
+
 /* ---- imports (imports.c) ------------------------------------------------ */
 
 static void lb_imports_init(lua_State *L);

@@ -6,6 +6,7 @@
  * toolchain/build.sh compiles this file alone.
  */
 #include "binding.c"
+#include "tasks.c"
 #include "check.c"
 #include "values.c"
 #include "resources.c"

@@ -6,7 +6,7 @@
 //! export (componentize:init/init@0.1.0) before other exports are called, as
 //! the init stage will do (without the snapshot).
 //!
-//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`)
+//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`, `tasks`)
 //! and the scripts in tests/lua/. The worlds, the host of
 //! componentize:lua-tests/host-api and the checks whose expectations are the
 //! same for every interpreter are `componentize_testkit::script` (the
@@ -17,7 +17,7 @@
 mod common;
 
 use common::{example, script};
-use componentize_testkit::script::{Suite, Worlds};
+use componentize_testkit::script::{Run, Suite, Worlds};
 use componentize_testkit::values::{normalize, string};
 use std::sync::OnceLock;
 use wasmtime::component::Val;
@@ -289,4 +289,126 @@ fn lua_conveniences_lower_too() {
     assert_eq!(get("a-u32"), Val::U32(7));
     assert_eq!(get("shape"), Val::Variant("nothing".into(), None));
     assert_eq!(get("a-char"), Val::Char('€'));
+}
+
+// ---------------------------------------------------------- async exports
+
+/// World `tasks` initialized with tasks.lua.
+fn tasks_run() -> Run {
+    let suite = suite();
+    suite.run_script(&suite.worlds.component("tasks"), &script("tasks.lua"))
+}
+
+/// Calls the world-level exports `calls` (name, arguments) all at once, on
+/// wasmtime's event loop: each one's result, in order, or its error; a
+/// trap ends the whole loop with an error instead. The
+/// loop is driven by a plain executor, not tokio: the sync WASI host the
+/// guest writes through blocks on a tokio runtime of its own.
+fn call_concurrently(run: &mut Run, calls: &[(&str, Vec<Val>)]) -> CallResults {
+    let funcs: Vec<_> = calls.iter().map(|(name, _)| run.func(None, name).unwrap()).collect();
+    futures::executor::block_on(run.store.run_concurrent(async |a| {
+            let all = calls.iter().zip(&funcs).map(|((_, args), &f)| async move {
+                let arity = a.with(|store| f.ty(store).results().len());
+                let mut results = vec![Val::Bool(false); arity];
+                match f.call_concurrent(a, args, &mut results).await {
+                    Ok(_) => Ok(results.pop()),
+                    Err(e) => Err(format!("{e:?}")),
+                }
+            });
+            futures::future::join_all(all).await
+        }))
+    .map_err(|e| format!("{e:?}"))
+}
+
+type CallResults = Result<Vec<Result<Option<Val>, String>>, String>;
+
+fn steps(ids: std::ops::Range<u32>, turns: u32) -> Vec<(&'static str, Vec<Val>)> {
+    ids.map(|id| ("step", vec![Val::U32(id), Val::U32(turns)])).collect()
+}
+
+fn take_log(run: &mut Run) -> Vec<u32> {
+    match run.call(None, "take-log", &[]).unwrap() {
+        Some(Val::List(ids)) => ids
+            .into_iter()
+            .map(|v| match v {
+                Val::U32(id) => id,
+                other => panic!("log entry {other:?}"),
+            })
+            .collect(),
+        other => panic!("take-log returned {other:?}"),
+    }
+}
+
+fn heap(run: &mut Run) -> u64 {
+    match run.call(None, "heap", &[]).unwrap() {
+        Some(Val::U64(bytes)) => bytes,
+        other => panic!("heap returned {other:?}"),
+    }
+}
+
+#[test]
+fn async_exports_run_in_coroutines_that_interleave() {
+    let mut run = tasks_run();
+    let results = call_concurrently(&mut run, &steps(1..5, 3)).unwrap();
+    let expected: Vec<Result<Option<Val>, String>> =
+        (1..5).map(|id| Ok(Some(Val::U32(id * 3)))).collect();
+    assert_eq!(results, expected, "stderr: {}", run.stderr());
+    // Every call logged each turn, and some call logged again after another
+    // call had logged in between: the coroutines took turns.
+    let log = take_log(&mut run);
+    let mut sorted = log.clone();
+    sorted.sort();
+    assert_eq!(sorted, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4], "{log:?}");
+    let resumed_after_another = (0..log.len()).any(|i| {
+        (i + 1..log.len()).any(|j| log[j] != log[i] && log[j + 1..].contains(&log[i]))
+    });
+    assert!(resumed_after_another, "the calls ran one after another: {log:?}");
+}
+
+#[test]
+fn finished_tasks_leave_nothing_on_the_lua_heap() {
+    let mut run = tasks_run();
+    // The first batch grows what later batches reuse (the registry's slots).
+    let mut heaps = Vec::new();
+    for _ in 0..3 {
+        let results = call_concurrently(&mut run, &steps(0..20, 2)).unwrap();
+        assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        take_log(&mut run);
+        heaps.push(heap(&mut run));
+    }
+    assert_eq!(heaps[1], heaps[2], "the Lua heap grew between batches: {heaps:?}");
+}
+
+#[test]
+fn an_error_in_an_async_export_is_its_err_or_a_trap() {
+    let mut run = tasks_run();
+    let results = call_concurrently(
+        &mut run,
+        &[
+            ("fail-after-yield", vec![Val::String("no luck".into())]),
+            ("step", vec![Val::U32(7), Val::U32(2)]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        results,
+        [
+            Ok(Some(Val::Result(Err(Some(Box::new(Val::String("no luck".into()))))))),
+            Ok(Some(Val::U32(14))),
+        ]
+    );
+    let results = call_concurrently(&mut run, &[("crash-after-yield", vec![])]);
+    let stderr = run.stderr();
+    match &results {
+        Err(e) => assert!(e.contains("wasm trap"), "{e}"),
+        Ok(v) => panic!("crash-after-yield returned {v:?}"),
+    }
+    for text in [
+        "error in export crash-after-yield (Lua `crash_after_yield`)",
+        "app.lua:",
+        "crashed after a yield",
+        "stack traceback",
+    ] {
+        assert!(stderr.contains(text), "no {text:?} in stderr:\n{stderr}");
+    }
 }
