@@ -31,7 +31,11 @@
 //!    and `$WASI_SDK_PATH/share/wasi-sysroot/lib/wasm32-wasip1`. A
 //!    `libdl.so` found nowhere is wit-component's built-in one (the report
 //!    says so); any other library found nowhere is an error that says who
-//!    needs it and where it looked.
+//!    needs it and where it looked. When an interpreter imports
+//!    `componentize_task_context_get`/`_set` (weakly, as componentize.h
+//!    declares them) and the world has an async export, the link stage adds
+//!    the library defining them over context slot 0 (`task_context`); a
+//!    sync world does without, so it uses no component-model async.
 //! 2. **Checks who implements the world**, the union of the libraries' WIT
 //!    worlds: every export is defined by exactly one library, and every
 //!    export that bindings leave out (generated with `--exclude-interface`
@@ -93,7 +97,8 @@
 //! # Modules
 //!
 //! The data flows from the inputs ([`Link`], `inputs`, `adapter`) through
-//! the search for needed libraries (`search`) to one `Dylib` per library
+//! the search for needed libraries (`search`, and `task_context`) to one
+//! `Dylib` per library
 //! (`dylib`), checked by `exports` (who implements the world) and analysed
 //! by `symbols` (with `intrinsics` for the interpreter interface) and
 //! `layout` (memory and table areas), linked by [`Resolved::encode`] (with

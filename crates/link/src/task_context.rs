@@ -18,8 +18,8 @@ use anyhow::Result;
 use componentize_generate::{CONTEXT_GET_0, CONTEXT_SET_0, ROOT};
 use std::borrow::Cow;
 use wasm_encoder::{
-    CodeSection, CustomSection, EntityType, ExportKind, ExportSection, Function,
-    FunctionSection, ImportSection, Module, TypeSection, ValType,
+    CodeSection, CustomSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
+    ImportSection, Module, TypeSection, ValType,
 };
 use wit_parser::WorldItem;
 

@@ -369,3 +369,80 @@ fn a_c_library_needing_libdl_links_with_the_built_in_one_and_dlopen_works() {
         .unwrap();
     assert_eq!(misses.call(&mut store, ()).unwrap().0, 2);
 }
+
+/// The world `name` of fixtures/wit/async.wit.
+fn async_corpus_world(name: &str) -> (Resolve, WorldId) {
+    let mut resolve = Resolve::default();
+    let pkg = resolve
+        .push_file(repo_file("fixtures/wit/async.wit"))
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some(name)).unwrap();
+    (resolve, world)
+}
+
+/// lua.so imports componentize_task_context_get/set weakly. With async
+/// exports in the world the link stage adds the library defining them (it
+/// imports `$root` context.get/set); without, it is left out and the weak
+/// imports become traps, so a sync world uses no component-model async.
+#[test]
+fn the_task_context_library_is_linked_for_async_exports_only() {
+    const LIBRARY: &str = "componentize-task-context.so";
+    let weak = [
+        "componentize_task_context_get",
+        "componentize_task_context_set",
+    ];
+    let linked = interpreter_link(
+        "bindings.so",
+        generated(&async_corpus_world("async-run"), "lua.so"),
+    )
+    .encode()
+    .unwrap();
+    let provided = linked.libraries().iter().find(|l| l.name == LIBRARY);
+    assert_eq!(
+        provided.map(|l| &l.origin),
+        Some(&Origin::Provided {
+            needed_by: "lua.so".into()
+        }),
+        "{:?}",
+        linked.libraries()
+    );
+    assert!(
+        linked
+            .stubs()
+            .iter()
+            .all(|s| !weak.contains(&s.symbol.as_str()))
+    );
+    assert!(uses_context_get(linked.component()), "no context.get");
+
+    let linked = interpreter_link(
+        "bindings.so",
+        generated(&old_header_world("no-maps"), "lua.so"),
+    )
+    .encode()
+    .unwrap();
+    assert!(linked.libraries().iter().all(|l| l.name != LIBRARY));
+    let stubbed: Vec<&str> = linked.stubs().iter().map(|s| s.symbol.as_str()).collect();
+    for name in weak {
+        assert!(
+            stubbed.contains(&name),
+            "{name} is not stubbed: {stubbed:?}"
+        );
+    }
+    assert!(
+        !uses_context_get(linked.component()),
+        "a sync world uses context.get"
+    );
+}
+
+/// Whether `component` has a `context.get` canonical function.
+fn uses_context_get(component: &[u8]) -> bool {
+    use wasmparser::{CanonicalFunction, Parser, Payload};
+    Parser::new(0)
+        .parse_all(component)
+        .any(|payload| match payload {
+            Ok(Payload::ComponentCanonicalSection(reader)) => reader
+                .into_iter()
+                .any(|f| matches!(f, Ok(CanonicalFunction::ContextGet { .. }))),
+            _ => false,
+        })
+}

@@ -305,25 +305,29 @@ fn tasks_run() -> Run {
 /// loop is driven by a plain executor, not tokio: the sync WASI host the
 /// guest writes through blocks on a tokio runtime of its own.
 fn call_concurrently(run: &mut Run, calls: &[(&str, Vec<Val>)]) -> CallResults {
-    let funcs: Vec<_> = calls.iter().map(|(name, _)| run.func(None, name).unwrap()).collect();
+    let funcs: Vec<_> = calls
+        .iter()
+        .map(|(name, _)| run.func(None, name).unwrap())
+        .collect();
     futures::executor::block_on(run.store.run_concurrent(async |a| {
-            let all = calls.iter().zip(&funcs).map(|((_, args), &f)| async move {
-                let arity = a.with(|store| f.ty(store).results().len());
-                let mut results = vec![Val::Bool(false); arity];
-                match f.call_concurrent(a, args, &mut results).await {
-                    Ok(_) => Ok(results.pop()),
-                    Err(e) => Err(format!("{e:?}")),
-                }
-            });
-            futures::future::join_all(all).await
-        }))
+        let all = calls.iter().zip(&funcs).map(|((_, args), &f)| async move {
+            let arity = a.with(|store| f.ty(store).results().len());
+            let mut results = vec![Val::Bool(false); arity];
+            match f.call_concurrent(a, args, &mut results).await {
+                Ok(_) => Ok(results.pop()),
+                Err(e) => Err(format!("{e:?}")),
+            }
+        });
+        futures::future::join_all(all).await
+    }))
     .map_err(|e| format!("{e:?}"))
 }
 
 type CallResults = Result<Vec<Result<Option<Val>, String>>, String>;
 
 fn steps(ids: std::ops::Range<u32>, turns: u32) -> Vec<(&'static str, Vec<Val>)> {
-    ids.map(|id| ("step", vec![Val::U32(id), Val::U32(turns)])).collect()
+    ids.map(|id| ("step", vec![Val::U32(id), Val::U32(turns)]))
+        .collect()
 }
 
 fn take_log(run: &mut Run) -> Vec<u32> {
@@ -359,10 +363,12 @@ fn async_exports_run_in_coroutines_that_interleave() {
     let mut sorted = log.clone();
     sorted.sort();
     assert_eq!(sorted, [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4], "{log:?}");
-    let resumed_after_another = (0..log.len()).any(|i| {
-        (i + 1..log.len()).any(|j| log[j] != log[i] && log[j + 1..].contains(&log[i]))
-    });
-    assert!(resumed_after_another, "the calls ran one after another: {log:?}");
+    let resumed_after_another = (0..log.len())
+        .any(|i| (i + 1..log.len()).any(|j| log[j] != log[i] && log[j + 1..].contains(&log[i])));
+    assert!(
+        resumed_after_another,
+        "the calls ran one after another: {log:?}"
+    );
 }
 
 #[test]
@@ -376,7 +382,10 @@ fn finished_tasks_leave_nothing_on_the_lua_heap() {
         take_log(&mut run);
         heaps.push(heap(&mut run));
     }
-    assert_eq!(heaps[1], heaps[2], "the Lua heap grew between batches: {heaps:?}");
+    assert_eq!(
+        heaps[1], heaps[2],
+        "the Lua heap grew between batches: {heaps:?}"
+    );
 }
 
 #[test]
@@ -393,7 +402,9 @@ fn an_error_in_an_async_export_is_its_err_or_a_trap() {
     assert_eq!(
         results,
         [
-            Ok(Some(Val::Result(Err(Some(Box::new(Val::String("no luck".into()))))))),
+            Ok(Some(Val::Result(Err(Some(Box::new(Val::String(
+                "no luck".into()
+            ))))))),
             Ok(Some(Val::U32(14))),
         ]
     );
