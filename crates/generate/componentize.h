@@ -301,16 +301,22 @@ void wit_dylib_export_finish(void *cx, size_t which);
  * anyway (to fail). */
 uint32_t wit_dylib_export_async_call(void *cx, size_t which);
 uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which);
-/* Where to keep the task (componentize's extension; wit-dylib has no
- * such functions). The task context slot of the running task, as
- * `context.get`/`context.set` of slot 0. An interpreter that imports the
- * built-ins itself makes every component use component-model async, sync
- * worlds too; declared weak instead, these are defined by a library the
- * link stage adds only when the world has an async export, and are
- * trapping stubs otherwise. (With `--stack-pointer task-context` slot 0
- * holds the stack pointer: keep the task in slot 1 then.) */
+/* Task built-ins (componentize's extension; wit-dylib has no such
+ * functions). The task context slot of the running task, as
+ * `context.get`/`context.set` of slot 0, and what a task waits on its async
+ * imports with: `waitable-set.new`/`.drop`, `waitable.join` and
+ * `subtask.drop`. An interpreter that imports the `$root` built-ins itself
+ * makes every component use component-model async, sync worlds too;
+ * declared weak instead, these are defined by a library the link stage
+ * adds only when the world has an async export, and are trapping stubs
+ * otherwise. (With `--stack-pointer task-context` slot 0 holds the stack
+ * pointer: keep the task in slot 1 then.) */
 __attribute__((weak)) uint32_t componentize_task_context_get(void);
 __attribute__((weak)) void componentize_task_context_set(uint32_t value);
+__attribute__((weak)) uint32_t componentize_waitable_set_new(void);
+__attribute__((weak)) void componentize_waitable_set_drop(uint32_t set);
+__attribute__((weak)) void componentize_waitable_join(uint32_t waitable, uint32_t set);
+__attribute__((weak)) void componentize_subtask_drop(uint32_t subtask);
 /* An exported resource's handle was dropped: `rep` is what was passed to
  * resources[ty].new. */
 void wit_dylib_resource_dtor(size_t ty, size_t rep);

@@ -27,13 +27,36 @@ pub(crate) const STUBS_LIBRARY: &str = "wit-component:stubs";
 pub(crate) const INTRINSIC_STUBS_LIBRARY: &str = "componentize:missing-intrinsics";
 
 /// Name of the library the link stage makes to give interpreters the
-/// task context of async exports (`task_context`).
+/// task built-ins of async exports (`task_context`).
 pub(crate) const TASK_CONTEXT_LIBRARY: &str = "componentize-task-context.so";
 
-/// The task context accessors an interpreter imports, weakly, from `env`
-/// (declared in componentize.h): `() -> i32` and `(i32) -> ()`.
-pub(crate) const TASK_CONTEXT_GET: &str = "componentize_task_context_get";
-pub(crate) const TASK_CONTEXT_SET: &str = "componentize_task_context_set";
+/// The task built-ins an interpreter imports, weakly, from `env` (declared
+/// in componentize.h), each with the component-model built-in it calls
+/// (imported from `$root`, as wit-component names them) and its numbers of
+/// `i32` parameters and results.
+pub(crate) const TASK_BUILTINS: [(&str, &str, usize, usize); 6] = [
+    (
+        "componentize_task_context_get",
+        componentize_generate::CONTEXT_GET_0,
+        0,
+        1,
+    ),
+    (
+        "componentize_task_context_set",
+        componentize_generate::CONTEXT_SET_0,
+        1,
+        0,
+    ),
+    ("componentize_waitable_set_new", "[waitable-set-new]", 0, 1),
+    (
+        "componentize_waitable_set_drop",
+        "[waitable-set-drop]",
+        1,
+        0,
+    ),
+    ("componentize_waitable_join", "[waitable-join]", 2, 0),
+    ("componentize_subtask_drop", "[subtask-drop]", 1, 0),
+];
 
 /// The custom section holding a dynamic library's linking metadata.
 pub(crate) const DYLINK_SECTION: &str = "dylink.0";

@@ -1,21 +1,22 @@
 //! The library the link stage makes for an interpreter that runs async
-//! exports: `componentize_task_context_get`/`_set`, over the component
-//! model's `context.get`/`context.set` of slot 0.
+//! exports: `componentize_task_context_get`/`_set` over the component
+//! model's `context.get`/`context.set` of slot 0, and the waitable-set and
+//! subtask built-ins an async import's caller waits with.
 //!
 //! An interpreter finds the task an async export's callback is for in the
 //! task's context slot. Importing the built-ins itself (from `$root`) would
 //! make every component it links use component-model async, sync worlds
 //! too, and those would then not run where that feature is off. So it
-//! imports these two functions weakly from `env` instead: in a world with
+//! imports these functions weakly from `env` instead: in a world with
 //! async exports this library defines them; in any other world it is left
 //! out, and wit-component's trapping stubs stand in for functions that are
 //! never called.
 
-use crate::abi::{DYLINK_SECTION, TASK_CONTEXT_GET, TASK_CONTEXT_LIBRARY, TASK_CONTEXT_SET};
+use crate::abi::{DYLINK_SECTION, TASK_BUILTINS, TASK_CONTEXT_LIBRARY};
 use crate::dylib::{Dylib, Wit};
 use crate::report::Origin;
 use anyhow::Result;
-use componentize_generate::{CONTEXT_GET_0, CONTEXT_SET_0, ROOT};
+use componentize_generate::ROOT;
 use std::borrow::Cow;
 use wasm_encoder::{
     CodeSection, CustomSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
@@ -27,15 +28,14 @@ use wit_parser::WorldItem;
 /// its functions, none defines them, and a bindings world has an async
 /// export.
 pub fn add_if_needed(libs: &mut Vec<Dylib>) -> Result<()> {
-    let wants = |l: &&Dylib| {
-        l.funcs.contains_key(TASK_CONTEXT_GET) || l.funcs.contains_key(TASK_CONTEXT_SET)
-    };
+    let names = || TASK_BUILTINS.iter().map(|(name, ..)| *name);
+    let wants = |l: &&Dylib| names().any(|name| l.funcs.contains_key(name));
     let Some(needed_by) = libs.iter().find(wants).map(|l| l.name.clone()) else {
         return Ok(());
     };
-    let defined = libs.iter().any(|l| {
-        l.exports.contains_key(TASK_CONTEXT_GET) || l.exports.contains_key(TASK_CONTEXT_SET)
-    });
+    let defined = libs
+        .iter()
+        .any(|l| names().any(|name| l.exports.contains_key(name)));
     let async_exports = libs
         .iter()
         .filter_map(|l| l.wit.as_ref())
@@ -67,8 +67,8 @@ fn has_async_export(wit: &Wit) -> bool {
     })
 }
 
-/// The module: a `dylink.0` section with no memory or table, the two
-/// built-ins imported from `$root`, and the two functions calling them.
+/// The module: a `dylink.0` section with no memory or table, the
+/// built-ins imported from `$root`, and one function calling each.
 fn module() -> Vec<u8> {
     // Memory info: memory size, memory alignment, table size, table
     // alignment, all zero.
@@ -78,24 +78,26 @@ fn module() -> Vec<u8> {
         data: Cow::Borrowed(&[MEM_INFO, 4, 0, 0, 0, 0]),
     };
     let mut types = TypeSection::new();
-    types.ty().function([], [ValType::I32]);
-    types.ty().function([ValType::I32], []);
     let mut imports = ImportSection::new();
-    imports.import(ROOT, CONTEXT_GET_0, EntityType::Function(0));
-    imports.import(ROOT, CONTEXT_SET_0, EntityType::Function(1));
     let mut functions = FunctionSection::new();
-    functions.function(0);
-    functions.function(1);
     let mut exports = ExportSection::new();
-    exports.export(TASK_CONTEXT_GET, ExportKind::Func, 2);
-    exports.export(TASK_CONTEXT_SET, ExportKind::Func, 3);
     let mut code = CodeSection::new();
-    let mut get = Function::new([]);
-    get.instructions().call(0).end();
-    code.function(&get);
-    let mut set = Function::new([]);
-    set.instructions().local_get(0).call(1).end();
-    code.function(&set);
+    let count = TASK_BUILTINS.len() as u32;
+    for (index, (name, builtin, params, results)) in (0u32..).zip(TASK_BUILTINS) {
+        types
+            .ty()
+            .function(vec![ValType::I32; params], vec![ValType::I32; results]);
+        imports.import(ROOT, builtin, EntityType::Function(index));
+        functions.function(index);
+        exports.export(name, ExportKind::Func, count + index);
+        let mut body = Function::new([]);
+        let mut instructions = body.instructions();
+        for param in 0..params as u32 {
+            instructions.local_get(param);
+        }
+        instructions.call(index).end();
+        code.function(&body);
+    }
     let mut module = Module::new();
     module
         .section(&dylink)

@@ -143,6 +143,7 @@ static void lb_push_class(lua_State *L, size_t index);
 
 static bool lb_is_async_export(size_t which);
 static lb_cx *lb_task_start(size_t which);
+static int lb_import_async(lua_State *L, size_t which, const char *name);
 
 /* ---- imports (imports.c) ------------------------------------------------ */
 

@@ -11,6 +11,12 @@
  * event, and the coroutine goes on. So several calls of any async exports
  * can be in flight, each suspended at a yield, and they interleave.
  *
+ * An async import called from the task's coroutine starts the call; unless
+ * it returned at once, the coroutine yields until the subtask's RETURNED
+ * event (the task answers WAIT on a waitable set of its own meanwhile), and
+ * then the import's result is lifted where the Lua call left off. So the
+ * script reads sequentially while other tasks run.
+ *
  * A task's state is found again through its context slot, with the link
  * stage's componentize_task_context_get/set (see componentize.h).
  * Errors follow the sync exports' rules (lb_export_outcome). Borrowed
@@ -19,9 +25,10 @@
  */
 #include "binding.h"
 
-/* The canonical ABI's callback codes and events. */
-enum { LB_CALLBACK_EXIT = 0, LB_CALLBACK_YIELD = 1 };
-enum { LB_EVENT_NONE = 0 };
+/* The canonical ABI's callback codes, events and subtask states. */
+enum { LB_CALLBACK_EXIT = 0, LB_CALLBACK_YIELD = 1, LB_CALLBACK_WAIT = 2 };
+enum { LB_EVENT_NONE = 0, LB_EVENT_SUBTASK = 1 };
+enum { LB_SUBTASK_RETURNED = 2 };
 
 typedef struct lb_task {
   size_t which;
@@ -32,7 +39,18 @@ typedef struct lb_task {
   lua_State *co;   /* the coroutine running the export's function */
   int ref_lent;    /* the task's borrowed handles */
   size_t nlent;
+  /* The async import the coroutine waits for (subtask 0: none), its
+   * context (whose buffers live until the result is lifted) and area. */
+  uint32_t subtask;
+  size_t import;
+  lb_cx icx;
+  void *area;
+  size_t area_size;
+  uint32_t set; /* the task's waitable set, 0 until it first waits */
 } lb_task;
+
+/* The task whose coroutine runs now (NULL outside lb_task_step). */
+static lb_task *lb_running;
 
 /* Makes the task's lent table the current one (the previous goes in the
  * task while it runs). */
@@ -60,6 +78,9 @@ static lb_cx *lb_task_start(size_t which) {
   lua_newtable(L);
   t->ref_lent = luaL_ref(L, LUA_REGISTRYINDEX);
   t->nlent = 0;
+  t->subtask = 0;
+  t->area = NULL;
+  t->set = 0;
   /* The arguments' borrowed handles go in the task's table. */
   lb_task_swap_lent(t);
   return &t->cx;
@@ -91,6 +112,7 @@ static void lb_task_end(lb_task *t, int st) {
   lb_gc_resume(T, gc);
   lua_settop(T, 0);
   lb_cx_release(&t->cx);
+  if (t->set) componentize_waitable_set_drop(t->set);
   luaL_unref(LB.main, LUA_REGISTRYINDEX, t->ref_lent);
   luaL_unref(LB.main, LUA_REGISTRYINDEX, t->ref_thread);
   free(t);
@@ -103,12 +125,15 @@ static uint32_t lb_task_step(lb_task *t, int nargs) {
   lua_pushboolean(LB.main, 0); /* no traceback yet */
   lua_rawseti(LB.main, LUA_REGISTRYINDEX, LB.ref_traceback);
   int nres;
+  lb_running = t;
   int st = lua_resume(t->co, LB.main, nargs, &nres);
+  lb_running = NULL;
   fflush(stdout);
   lb_task_swap_lent(t);
   if (st == LUA_YIELD) {
     lua_pop(t->co, nres); /* what coroutine.yield was given */
     componentize_task_context_set((uint32_t)(uintptr_t)t);
+    if (t->subtask) return LB_CALLBACK_WAIT | (t->set << 4);
     return LB_CALLBACK_YIELD;
   }
   componentize_task_context_set(0);
@@ -134,8 +159,58 @@ uint32_t wit_dylib_export_async_call(void *vcx, size_t which) {
 
 uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which) {
   lb_task *t = (lb_task *)(uintptr_t)componentize_task_context_get();
-  if (event != LB_EVENT_NONE || t == NULL)
-    cz_die("async export %s got event %u (%u, %u), which the Lua binding does not wait for",
-           LB.exports[which].display, event, p1, p2);
-  return lb_task_step(t, 0);
+  if (t != NULL && event == LB_EVENT_NONE && t->subtask == 0) return lb_task_step(t, 0);
+  if (t != NULL && event == LB_EVENT_SUBTASK && p1 == t->subtask) {
+    if (p2 != LB_SUBTASK_RETURNED) return LB_CALLBACK_WAIT | (t->set << 4);
+    componentize_waitable_join(t->subtask, 0);
+    componentize_subtask_drop(t->subtask);
+    t->subtask = 0;
+    return lb_task_step(t, 0);
+  }
+  cz_die("async export %s got event %u (%u, %u), which the Lua binding does not wait for",
+         LB.exports[which].display, event, p1, p2);
+}
+
+/* The async import returned: its result goes on the coroutine's stack,
+ * where the Lua call left off, and its buffers go. */
+static int lb_import_async_done(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lb_task *t = (lb_task *)ctx;
+  const wit_import_func_t *f = &LB.wit->import_funcs[t->import];
+  f->async_lift_impl(&t->icx, t->area);
+  free(t->area);
+  t->area = NULL;
+  lb_cx_release(&t->icx);
+  return LB_NONE(f->result) ? 0 : 1;
+}
+
+/* Calls async import `which`, its arguments (checked) pushed on L first on
+ * top as for a sync import, from the running task's coroutine. */
+static int lb_import_async(lua_State *L, size_t which, const char *name) {
+  lb_task *t = lb_running;
+  if (t == NULL || L != t->co)
+    return luaL_error(L, "%s is an async import: call it from an async export, in the export's own "
+                         "coroutine (not at init, from a sync export or in a coroutine of the script)",
+                      name);
+  const wit_import_func_t *f = &LB.wit->import_funcs[which];
+  t->import = which;
+  t->area_size = f->async_abi_area_size;
+  t->area = NULL;
+  if (t->area_size) {
+    size_t align = f->async_abi_area_align < sizeof(void *) ? sizeof(void *) : f->async_abi_area_align;
+    t->area = aligned_alloc(align, (t->area_size + align - 1) / align * align);
+    if (!t->area) cz_die("out of memory (%zu bytes for the arguments of %s)", t->area_size, name);
+  }
+  lb_cx_init(&t->icx, L);
+  bool gc;
+  lb_gc_pause(L, &gc);
+  uint32_t status = f->async_impl(&t->icx, t->area);
+  lb_gc_resume(L, gc);
+  if ((status & 0xf) == LB_SUBTASK_RETURNED) return lb_import_async_done(L, LUA_OK, (lua_KContext)t);
+  /* The arguments stay on this stack while the call runs: the callee may
+   * read them from memory until it has started. */
+  t->subtask = status >> 4;
+  if (t->set == 0) t->set = componentize_waitable_set_new();
+  componentize_waitable_join(t->subtask, t->set);
+  return lua_yieldk(L, 0, (lua_KContext)t, lb_import_async_done);
 }

@@ -6,7 +6,7 @@
 //! export (componentize:init/init@0.1.0) before other exports are called, as
 //! the init stage will do (without the snapshot).
 //!
-//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`, `tasks`)
+//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`, `tasks`, `waits`)
 //! and the scripts in tests/lua/. The worlds, the host of
 //! componentize:lua-tests/host-api and the checks whose expectations are the
 //! same for every interpreter are `componentize_testkit::script` (the
@@ -422,4 +422,163 @@ fn an_error_in_an_async_export_is_its_err_or_a_trap() {
     ] {
         assert!(stderr.contains(text), "no {text:?} in stderr:\n{stderr}");
     }
+}
+
+// ---------------------------------------------------------- async imports
+
+/// A future that is ready the second time it is polled: one turn of the
+/// event loop.
+struct Turn(bool);
+
+impl std::future::Future for Turn {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+type WaitsStore = wasmtime::Store<componentize_testkit::Host<()>>;
+
+/// World `waits` initialized with waits.lua, with the host's `delay`: it
+/// returns `id * 10` after `turns` turns of the event loop, so calls
+/// started together return in the order of their turns.
+fn waits_instance() -> (WaitsStore, wasmtime::component::Instance) {
+    let suite = suite();
+    let component = suite.worlds.component("waits");
+    let mut linker = componentize_testkit::linker::<()>();
+    linker
+        .root()
+        .func_new_concurrent("delay", |_, _, params, results| {
+            Box::pin(async move {
+                let [Val::U32(id), Val::U32(turns)] = params else {
+                    wasmtime::bail!("delay: {params:?}");
+                };
+                for _ in 0..*turns {
+                    Turn(false).await;
+                }
+                results[0] = Val::U32(id * 10);
+                Ok(())
+            })
+        })
+        .unwrap();
+    let (mut store, _output) = componentize_testkit::HostBuilder::new().store(());
+    let instance = futures::executor::block_on(linker.instantiate_async(&mut store, &component))
+        .unwrap_or_else(|e| panic!("instantiating: {e:?}"));
+    let init = componentize_testkit::export_func(
+        &mut store,
+        &instance,
+        Some(componentize_contract::INIT_INTERFACE),
+        componentize_contract::INIT_FUNCTION,
+    )
+    .unwrap();
+    let source = script("waits.lua");
+    let args = [
+        Val::String("app.lua".into()),
+        Val::List(source.bytes().map(Val::U8).collect()),
+    ];
+    let mut results = [Val::Bool(false)];
+    futures::executor::block_on(init.call_async(&mut store, &args, &mut results))
+        .unwrap_or_else(|e| panic!("init: {e:?}"));
+    assert_eq!(results[0], Val::Result(Ok(None)), "init");
+    (store, instance)
+}
+
+/// Calls each world-level export of `calls` at once; their results.
+fn call_all(
+    store: &mut WaitsStore,
+    instance: &wasmtime::component::Instance,
+    calls: &[(&str, Vec<Val>)],
+) -> Vec<Val> {
+    let funcs: Vec<_> = calls
+        .iter()
+        .map(|(name, _)| {
+            componentize_testkit::export_func(&mut *store, instance, None, name).unwrap()
+        })
+        .collect();
+    futures::executor::block_on(store.run_concurrent(async |a| {
+        let all = calls.iter().zip(&funcs).map(|((_, args), &f)| async move {
+            let mut results = vec![Val::Bool(false); a.with(|s| f.ty(s).results().len())];
+            f.call_concurrent(a, args, &mut results)
+                .await
+                .map(|_| results.pop().unwrap_or(Val::Bool(false)))
+        });
+        futures::future::try_join_all(all).await
+    }))
+    .and_then(|r| r)
+    .unwrap_or_else(|e| panic!("the calls failed: {e:?}"))
+}
+
+fn text(v: Val) -> String {
+    match v {
+        Val::String(s) => s,
+        other => panic!("expected a string, got {other:?}"),
+    }
+}
+
+fn strings(v: Val) -> Vec<String> {
+    match v {
+        Val::List(items) => items.into_iter().map(text).collect(),
+        other => panic!("expected a list of strings, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_async_import_suspends_the_coroutine_while_other_calls_run() {
+    let (mut store, instance) = waits_instance();
+    let relay = |id: u32, turns: u32| ("relay", vec![Val::U32(id), Val::U32(turns)]);
+    let results = call_all(
+        &mut store,
+        &instance,
+        &[relay(1, 60), relay(2, 0), relay(3, 20)],
+    );
+    assert_eq!(results, [Val::U32(1010), Val::U32(1020), Val::U32(1030)]);
+    let events = strings(call_all(&mut store, &instance, &[("take-events", vec![])]).remove(0));
+    // Call 1 started first and waited longest: the others started, waited
+    // and finished while its coroutine was suspended in `delay`.
+    let at = |e: &str| {
+        events
+            .iter()
+            .position(|x| x == e)
+            .unwrap_or_else(|| panic!("no {e:?} in {events:?}"))
+    };
+    assert_eq!(at("start 1"), 0, "{events:?}");
+    assert!(
+        at("start 3") < at("end 3") && at("end 3") < at("end 1"),
+        "{events:?}"
+    );
+    assert_eq!(at("end 1"), events.len() - 1, "{events:?}");
+    assert_eq!(events.len(), 6, "{events:?}");
+}
+
+#[test]
+fn async_import_calls_leave_nothing_behind_and_need_a_task() {
+    let (mut store, instance) = waits_instance();
+    let mut heaps = Vec::new();
+    for _ in 0..3 {
+        let calls: Vec<_> = (0..16)
+            .map(|id| ("relay", vec![Val::U32(id), Val::U32(id % 5)]))
+            .collect();
+        let results = call_all(&mut store, &instance, &calls);
+        let expected: Vec<Val> = (0..16).map(|id| Val::U32(id * 10 + 1000)).collect();
+        assert_eq!(results, expected);
+        call_all(&mut store, &instance, &[("take-events", vec![])]);
+        heaps.push(call_all(&mut store, &instance, &[("heap", vec![])]).remove(0));
+    }
+    assert_eq!(
+        heaps[1], heaps[2],
+        "the Lua heap grew between batches: {heaps:?}"
+    );
+    let err = text(call_all(&mut store, &instance, &[("delay-from-sync", vec![])]).remove(0));
+    assert!(
+        err.contains("delay is an async import: call it from an async export"),
+        "{err}"
+    );
 }
