@@ -82,23 +82,23 @@ static bool cz_is_exported_resource(const wit_t *wit, size_t index) {
   return wit->resources[index].new != NULL;
 }
 
-/* Dies, naming the first async function (unless `async_funcs`: the
- * binding runs them) or future/stream type of the world, for a binding that
- * does not run them (`language` names it in the message). Called from wit_dylib_initialize, so the build fails
+/* Dies, naming the first async function or future/stream type of the
+ * world, for a binding that runs synchronous worlds only (`language` names
+ * it in the message). Called from wit_dylib_initialize, so the build fails
  * at init with the reason rather than the component trapping later. A
  * future or stream type no function holds has no built-ins and is no
  * obstacle. */
-static void cz_refuse_async(const wit_t *wit, const char *language, bool async_funcs) {
+static void cz_refuse_async(const wit_t *wit, const char *language) {
   static const char fix[] =
       "use a synchronous world (WASI 0.2 rather than 0.3, no `async func`, `future` or "
       "`stream`)";
-  for (size_t i = 0; i < wit->num_import_funcs && !async_funcs; i++) {
+  for (size_t i = 0; i < wit->num_import_funcs; i++) {
     const wit_import_func_t *f = &wit->import_funcs[i];
     if (f->async_impl)
       cz_die("import %s%s%s is async; the %s binding supports synchronous functions only: %s",
              f->interface ? f->interface : "", f->interface ? "#" : "", f->name, language, fix);
   }
-  for (size_t i = 0; i < wit->num_export_funcs && !async_funcs; i++) {
+  for (size_t i = 0; i < wit->num_export_funcs; i++) {
     const wit_export_func_t *f = &wit->export_funcs[i];
     if (f->task_return)
       cz_die("export %s%s%s is async; the %s binding supports synchronous functions only: %s",

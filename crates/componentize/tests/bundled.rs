@@ -9,6 +9,7 @@ use componentize::bundled::{BUNDLED_INTERPRETERS, pipeline_for};
 use componentize::{BundledInterpreter, Source};
 use componentize_testkit::{HostBuilder, run_command};
 use std::path::Path;
+use std::process::Output;
 
 #[test]
 fn a_bundled_build_needs_nothing_but_the_wit_and_the_script() {
@@ -163,46 +164,94 @@ fn the_one_command_builds_the_js_hello_byte_identically_and_both_runtimes_run_it
     assert_eq!(ok(&o), expected);
 }
 
-/// What the bundled bindings do not run yet is refused by name, and nothing
-/// is written: an async export in JavaScript when the interpreter starts
-/// (at init, so the build fails), and async imports (in either) by init.
+/// The JavaScript binding does not run async functions yet: it refuses an
+/// async world when the interpreter starts (at init, so the build fails),
+/// naming the function, and nothing is written.
 #[test]
-fn the_bundled_interpreters_refuse_what_they_do_not_run_async_by_name() {
+fn the_bundled_js_refuses_an_async_world_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("app.wasm");
-    let async_import = "the import `componentize:concurrency/types#[method]blob.read` is an `async func`, \
-                        and init does not run components with async imports yet";
-    let cases = [
-        (
-            "js",
-            "async-run",
-            "export run is async; the JavaScript binding supports synchronous functions only",
-        ),
-        ("lua", "async-imports", async_import),
-    ];
-    for (interpreter, world, expected) in cases {
-        let file = dir.path().join(format!("app.{interpreter}"));
-        std::fs::write(&file, "").unwrap();
-        let err = failed(
-            &componentize()
-                .args([
-                    "--interpreter",
-                    interpreter,
-                    "--no-cache",
-                    "--world-name",
-                    world,
-                ])
-                .arg("--world")
-                .arg(common::corpus("async.wit"))
-                .arg("--init")
-                .arg(&file)
-                .arg("-o")
-                .arg(&out)
-                .output()
-                .unwrap(),
+    let file = dir.path().join("app.js");
+    std::fs::write(&file, "").unwrap();
+    let err = failed(
+        &componentize()
+            .args([
+                "--interpreter",
+                "js",
+                "--no-cache",
+                "--world-name",
+                "async-run",
+            ])
+            .arg("--world")
+            .arg(common::corpus("async.wit"))
+            .arg("--init")
+            .arg(&file)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
+    let expected =
+        "export run is async; the JavaScript binding supports synchronous functions only";
+    assert!(err.contains(expected), "{err}");
+    assert!(!out.exists(), "wrote {}", out.display());
+}
+
+/// The Lua WASI 0.3 example (interpreters/lua/examples/command-p3): an async
+/// `run` that waits on an async import (wasi:clocks' `wait-for`), built by
+/// the one command (init stubs the async imports it does not call) and run
+/// by `componentize run` and by the wasmtime CLI. It prints, waits, and
+/// exits with 0, or with 1 and the Lua error when asked to fail.
+#[test]
+fn the_lua_wasi_0_3_command_waits_prints_and_exits_with_its_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("command.wasm");
+    let example = componentize_testkit::repo_file("interpreters/lua/examples/command-p3");
+    let o = componentize()
+        .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+        .args(["--interpreter", "lua", "--world"])
+        .arg(&example)
+        .arg("--init")
+        .arg(example.join("app.lua"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    ok(&o);
+    let expected = "hello from Lua on WASI 0.3\nwaited at least 25 ms\nargument: a\n";
+    let ours = |args: &[&str]| {
+        componentize()
+            .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+            .arg("run")
+            .arg(&out)
+            .arg("--")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let wasmtime = |args: &[&str]| {
+        std::process::Command::new(toolchain("bin/wasmtime"))
+            .args(["run", "-W", "component-model-async", "-S", "p3"])
+            .arg(&out)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (host, run) in [
+        ("componentize run", &ours as &dyn Fn(&[&str]) -> Output),
+        ("wasmtime run", &wasmtime),
+    ] {
+        let o = run(&["a"]);
+        assert_eq!(ok(&o), expected, "{host}");
+        let o = run(&["fail"]);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{host}: {stdout}{stderr}");
+        assert!(stdout.ends_with("argument: fail\n"), "{host}: {stdout}");
+        assert!(
+            stderr.contains("lua: error in wasi:cli/run@0.3.0#run (Lua `run.run`): asked to fail"),
+            "{host}: {stderr}"
         );
-        assert!(err.contains(expected), "{interpreter} {world}: {err}");
-        assert!(!out.exists(), "{interpreter}: wrote {}", out.display());
     }
 }
 
@@ -253,4 +302,37 @@ fn a_lua_world_with_async_exports_builds_and_runs() {
             .unwrap();
         assert_eq!(ok(&o), expected, "wasmtime run --invoke {call}");
     }
+}
+
+/// An async import called by the script while init runs it (outside any
+/// async export) fails the build with a Lua error naming the import, and
+/// nothing is written.
+#[test]
+fn an_async_import_called_at_init_fails_the_build_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("command.wasm");
+    let script = dir.path().join("app.lua");
+    std::fs::write(
+        &script,
+        "require('wasi:clocks/monotonic-clock').wait_for(1)\nrun = { run = function() end }\n",
+    )
+    .unwrap();
+    let err = failed(
+        &componentize()
+            .args(["--interpreter", "lua", "--no-cache", "--world"])
+            .arg(componentize_testkit::repo_file(
+                "interpreters/lua/examples/command-p3",
+            ))
+            .arg("--init")
+            .arg(&script)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("wasi:clocks/monotonic-clock@0.3.0#wait-for is an async import: call it from an async export"),
+        "{err}"
+    );
+    assert!(!out.exists(), "wrote {}", out.display());
 }

@@ -11,15 +11,16 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-/// The export that makes a component a wasi:cli command (any 0.2.x: wasmtime
-/// matches exports by semver).
+/// The exports that make a component a wasi:cli command, of WASI 0.2 and
+/// 0.3 (any 0.2.x or 0.3.x: wasmtime matches exports by semver).
 const CLI_RUN: &str = "wasi:cli/run@0.2.0";
+const CLI_RUN_P3: &str = "wasi:cli/run@0.3.0";
 
 /// The exit code of a run that trapped, like `wasmtime run` (128 + SIGABRT).
 pub const TRAP_EXIT_CODE: i32 = 134;
 
-/// Runs `component` as a wasi:cli command (`wasi:cli/run@0.2.x`) and
-/// returns its exit code: 0 when `run` returns `ok`, 1 for `err`, the code
+/// Runs `component` as a wasi:cli command (`wasi:cli/run@0.2.x`, or the
+/// async `run` of `wasi:cli/run@0.3.x`) and returns its exit code: 0 when `run` returns `ok`, 1 for `err`, the code
 /// the command exits with through wasi:cli/exit otherwise. The command's
 /// arguments are `program` (argv\[0\], by convention the component's file
 /// name) then `args`; stdin, stdout and stderr are the process's.
@@ -33,22 +34,44 @@ pub fn run_command(
     program: &str,
     args: &[String],
 ) -> Result<i32> {
-    if component.get_export_index(None, CLI_RUN).is_none() {
+    let p3 = component.get_export_index(None, CLI_RUN).is_none();
+    if p3 && component.get_export_index(None, CLI_RUN_P3).is_none() {
         bail!(
-            "the component is not a wasi:cli command (it does not export \
-             `wasi:cli/run@0.2.x`); use --invoke to call one of its exports: {}",
+            "the component is not a wasi:cli command (it exports neither `wasi:cli/run@0.2.x` \
+             nor `wasi:cli/run@0.3.x`); use --invoke to call one of its exports: {}",
             export_names(engine, component)
         );
     }
-    let pre = CommandPre::new(prepare(&linker(engine)?, component)?)
-        .map_err(anyhow::Error::from)
-        .context("the component's `wasi:cli/run` export does not have the type of wasi:cli 0.2")?;
+    let pre = prepare(&linker(engine)?, component)?;
     let wasi = sandbox.command(program, args)?;
+    let not_run = |version: &str| {
+        format!(
+            "the component's `wasi:cli/run` export does not have the type of wasi:cli {version}"
+        )
+    };
     runtime()?.block_on(async {
         let mut store = Store::new(engine, Host::new(wasi));
-        let ran = match pre.instantiate_async(&mut store).await {
-            Ok(command) => command.wasi_cli_run().call_run(&mut store).await,
-            Err(e) => Err(e),
+        let ran = if p3 {
+            let pre = wasmtime_wasi::p3::bindings::CommandPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .context(not_run("0.3"))?;
+            match pre.instantiate_async(&mut store).await {
+                // `run` is an async func: it runs on the store's event loop,
+                // with the tasks it starts.
+                Ok(command) => store
+                    .run_concurrent(async move |a| command.wasi_cli_run().call_run(a).await)
+                    .await
+                    .and_then(|ran| ran),
+                Err(e) => Err(e),
+            }
+        } else {
+            let pre = CommandPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .context(not_run("0.2"))?;
+            match pre.instantiate_async(&mut store).await {
+                Ok(command) => command.wasi_cli_run().call_run(&mut store).await,
+                Err(e) => Err(e),
+            }
         };
         match ran {
             Ok(Ok(())) => Ok(0),

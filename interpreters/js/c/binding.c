@@ -499,7 +499,7 @@ static void jb_types_init(JSContext *ctx) {
 void wit_dylib_initialize(const wit_t *wit) {
   if (wit->version < WIT_CURRENT_VERSION)
     cz_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
-  cz_refuse_async(wit, "JavaScript", false);
+  cz_refuse_async(wit, "JavaScript");
   JB.wit = wit;
   JB.zero_freed = true;
   JB.rt = JS_NewRuntime2(&JB_MALLOC, NULL);

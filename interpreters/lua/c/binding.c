@@ -510,7 +510,6 @@ static void *lb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 void wit_dylib_initialize(const wit_t *wit) {
   if (wit->version < WIT_CURRENT_VERSION)
     cz_die("bindings use interface version %u; this binding needs %d", wit->version, WIT_CURRENT_VERSION);
-  cz_refuse_async(wit, "Lua", true); /* futures and streams: not yet */
   LB.wit = wit;
   lua_State *L = luaL_newstate();
   if (!L) cz_die("cannot create a Lua state");

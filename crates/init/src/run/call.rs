@@ -3,7 +3,7 @@
 //! [`ExportCall`], which `componentize run --invoke` shares), and the libc
 //! hooks ([`Hook`]) called after it.
 
-use super::Session;
+use super::{Session, call_typed};
 use crate::instrument::{Accessor, Hook};
 use crate::report::Failure;
 use anyhow::{Context, Result, anyhow, bail};
@@ -190,7 +190,7 @@ impl Session<'_> {
                      string, source: list<u8>) -> result<_, string>`"
                 )
             })?;
-        match func.call(&mut self.store, (name, source)) {
+        match call_typed(&mut self.store, func, (name, source)) {
             Ok((Ok(()),)) => Ok(()),
             Ok((Err(message),)) => {
                 // Show what the script printed before it failed.
@@ -209,11 +209,12 @@ impl Session<'_> {
         let function = call.function();
         let func = call.func(&mut self.store, &self.instance)?;
         let mut results = call.results();
-        let outcome = if func.ty(&self.store).async_() {
+        let outcome = if func.ty(&self.store).async_() || self.store.data().concurrent {
             // An `async func` runs on wasmtime's event loop until its task
             // ends; with nothing in the sandbox to wait for, a task still
-            // waiting when the loop goes idle is a trap.
-            wasmtime_wasi::runtime::in_tokio(func.call_async(
+            // waiting when the loop goes idle is a trap. (A plain executor,
+            // as in `call_typed`.)
+            futures::executor::block_on(func.call_async(
                 &mut self.store,
                 call.params(),
                 &mut results,
@@ -253,10 +254,10 @@ impl Session<'_> {
             // `fflush(NULL)` flushes every stream; its status is not needed.
             Hook::Fflush => instance
                 .get_typed_func::<(i32,), (i32,)>(&mut *store, &index)
-                .and_then(|f| f.call(&mut *store, (0,)).map(|_| ())),
+                .and_then(|f| call_typed(store, f, (0,)).map(|_| ())),
             Hook::ResetPreopens | Hook::DeinitEnviron => instance
                 .get_typed_func::<(), ()>(&mut *store, &index)
-                .and_then(|f| f.call(&mut *store, ())),
+                .and_then(|f| call_typed(store, f, ())),
         };
         Ok(Some(result))
     }

@@ -9,13 +9,15 @@ use crate::options::Options;
 use crate::report::{Failure, InitError};
 use anyhow::{Context, Result};
 use componentize_outgoing::{Connection, PlainHttp};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::{Component, Linker, ResourceTable, ResourceType, Val};
+use wasmtime::component::{Accessor, Component, Linker, ResourceTable, ResourceType, Val};
 use wasmtime::{Engine, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -49,6 +51,10 @@ pub(crate) struct Host {
     /// The host resources the component holds (checked after init).
     pub table: ResourceTable,
     limiter: Limiter,
+    /// The linker has concurrent host functions (the stubs of async
+    /// imports), so the store takes only wasmtime's async calls
+    /// ([`call_typed`](super::call_typed)).
+    pub concurrent: bool,
 }
 
 impl WasiView for Host {
@@ -285,7 +291,7 @@ pub(crate) fn sandbox(
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)
         .map_err(anyhow::Error::from)?;
-    stub_imports(&mut linker, component, engine)?;
+    let concurrent = stub_imports(&mut linker, component, engine)?;
 
     let mut store = Store::new(
         engine,
@@ -302,6 +308,7 @@ pub(crate) fn sandbox(
                 memory_hit: None,
                 table_hit: None,
             },
+            concurrent,
         },
     );
     store.limiter(|h| &mut h.limiter);
@@ -432,6 +439,14 @@ impl Drop for Ticker {
 /// Stands for resources of imports that init does not provide.
 struct StubResource;
 
+/// The error of calling the stubbed import `name` during init.
+fn unavailable(name: &str) -> wasmtime::Error {
+    wasmtime::format_err!(
+        "init called the import `{name}`, which is not available during init (only WASI and \
+         wasi:http are)"
+    )
+}
+
 /// A host function that traps with a message naming the import `name`.
 fn trap(
     name: String,
@@ -440,24 +455,25 @@ fn trap(
 + Sync
 + 'static {
     move |_: StoreContextMut<'_, Host>, _: ComponentFunc, _: &[Val], _: &mut [Val]| {
-        Err(wasmtime::format_err!(
-            "init called the import `{name}`, which is not available during init (only WASI and \
-             wasi:http are)"
-        ))
+        Err(unavailable(&name))
     }
 }
 
-/// Fails for an `async func` import: a stub for one would be a concurrent
-/// host function, and a component importing one runs only in an async store,
-/// which init does not drive yet.
-fn refuse_async(name: &str, ty: &ComponentFunc) -> wasmtime::Result<()> {
-    if ty.async_() {
-        wasmtime::bail!(
-            "the import `{name}` is an `async func`, and init does not run components with async \
-             imports yet: build from a synchronous world (WASI 0.2 rather than 0.3)"
-        );
+/// What a concurrent host function returns.
+type HostFuture<'a> = Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send + 'a>>;
+
+/// The concurrent host function for an `async func` import `name`: it
+/// traps, like [`trap`], when called.
+fn trap_async(
+    name: String,
+) -> impl for<'a> Fn(&'a Accessor<Host>, ComponentFunc, &'a [Val], &'a mut [Val]) -> HostFuture<'a>
++ Send
++ Sync
++ 'static {
+    move |_, _, _, _| {
+        let error = unavailable(&name);
+        Box::pin(async move { Err(error) })
     }
-    Ok(())
 }
 
 /// Defines every import of `component` that neither wasmtime-wasi nor
@@ -471,17 +487,19 @@ fn refuse_async(name: &str, ty: &ComponentFunc) -> wasmtime::Result<()> {
 /// the component and stubs the first import that fails, until it passes.
 /// A resource that is another import's resource under a second name (an
 /// interface that `use`s `wasi:io/streams.{input-stream}`) is not
-/// defined again: the linker takes it from its first import.
-fn stub_imports(linker: &mut Linker<Host>, component: &Component, engine: &Engine) -> Result<()> {
+/// defined again: the linker takes it from its first import. An `async
+/// func` import gets a concurrent stub; whether there is one is returned.
+fn stub_imports(linker: &mut Linker<Host>, component: &Component, engine: &Engine) -> Result<bool> {
     let ty = component.component_type();
     let imports: Vec<(&str, ComponentItem)> = ty
         .imports(engine)
         .map(|(name, item)| (name, item.ty))
         .collect();
     let mut stubbed: Vec<&str> = Vec::new();
+    let mut concurrent = false;
     loop {
         let err = match linker.instantiate_pre(component) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(concurrent),
             Err(e) => e,
         };
         // The type check names the import it stopped at; a stub for it is
@@ -502,7 +520,7 @@ fn stub_imports(linker: &mut Linker<Host>, component: &Component, engine: &Engin
             .iter()
             .flat_map(|(_, item)| resources(item, engine))
             .collect();
-        stub_import(linker, name, item, &earlier, engine)
+        concurrent |= stub_import(linker, name, item, &earlier, engine)
             .with_context(|| format!("defining a stub for the import `{name}`"))?;
         stubbed.push(name);
     }
@@ -524,20 +542,27 @@ fn resources(item: &ComponentItem, engine: &Engine) -> Vec<ResourceType> {
 }
 
 /// Defines the import `name` as traps; resources already introduced by
-/// `earlier` imports are left to them.
+/// `earlier` imports are left to them. Whether a stub is concurrent (of an
+/// `async func`).
 fn stub_import(
     linker: &mut Linker<Host>,
     name: &str,
     item: &ComponentItem,
     earlier: &[ResourceType],
     engine: &Engine,
-) -> Result<()> {
+) -> Result<bool> {
     // A stub replaces whatever the linker has under that exact name.
     linker.allow_shadowing(true);
+    let mut concurrent = false;
     let result = (|| -> wasmtime::Result<()> {
         match item {
-            ComponentItem::ComponentFunc(ty) => {
-                refuse_async(name, ty)?;
+            ComponentItem::ComponentFunc(ty) if ty.async_() => {
+                concurrent = true;
+                linker
+                    .root()
+                    .func_new_concurrent(name, trap_async(name.to_string()))?;
+            }
+            ComponentItem::ComponentFunc(_) => {
                 linker.root().func_new(name, trap(name.to_string()))?;
             }
             ComponentItem::Resource(r) if !earlier.contains(r) => {
@@ -551,9 +576,13 @@ fn stub_import(
                 let mut li = linker.instance(name)?;
                 for (item_name, item) in instance.exports(engine) {
                     match item.ty {
-                        ComponentItem::ComponentFunc(ty) => {
+                        ComponentItem::ComponentFunc(ty) if ty.async_() => {
+                            concurrent = true;
                             let full = format!("{name}#{item_name}");
-                            refuse_async(&full, &ty)?;
+                            li.func_new_concurrent(item_name, trap_async(full))?
+                        }
+                        ComponentItem::ComponentFunc(_) => {
+                            let full = format!("{name}#{item_name}");
                             li.func_new(item_name, trap(full))?
                         }
                         ComponentItem::Resource(r) if !earlier.contains(&r) => {
@@ -570,5 +599,6 @@ fn stub_import(
         Ok(())
     })();
     linker.allow_shadowing(false);
-    result.map_err(anyhow::Error::from)
+    result.map_err(anyhow::Error::from)?;
+    Ok(concurrent)
 }

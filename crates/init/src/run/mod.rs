@@ -20,7 +20,8 @@ use host::{Failures, Host, Ticker};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentType, Instance, Lift, ResourceTable, WasmList,
+    Component, ComponentExportIndex, ComponentNamedList, ComponentType, Instance, Lift, Lower,
+    ResourceTable, TypedFunc, WasmList,
 };
 
 /// An instantiated instrumented component, its store and its timeout.
@@ -68,7 +69,12 @@ pub(crate) fn start<'a>(
     let (mut store, linker, failures) = host::sandbox(engine, &component, options)?;
     let ticker = Ticker::start(engine.clone())?;
     let t = Instant::now();
-    let instance = match linker.instantiate(&mut store, &component) {
+    let instantiated = if store.data().concurrent {
+        futures::executor::block_on(linker.instantiate_async(&mut store, &component))
+    } else {
+        linker.instantiate(&mut store, &component)
+    };
+    let instance = match instantiated {
         Ok(i) => i,
         Err(e) => {
             return Err(failures.guest_error(
@@ -114,7 +120,9 @@ impl Session<'_> {
             .instance
             .get_typed_func::<(), (R,)>(&mut self.store, &index)
             .map_err(anyhow::Error::from)?;
-        Ok(f.call(&mut self.store, ()).map_err(anyhow::Error::from)?.0)
+        Ok(call_typed(&mut self.store, f, ())
+            .map_err(anyhow::Error::from)?
+            .0)
     }
 
     /// The export index of accessor `i`.
@@ -158,5 +166,25 @@ impl Session<'_> {
     pub fn output(&self) -> (Vec<u8>, Vec<u8>) {
         let output = &self.failures.output;
         (output.stdout(), output.stderr())
+    }
+}
+
+/// Calls `f`: directly, or, in a store with concurrent host functions
+/// (which takes only async calls), through wasmtime's async call on a plain
+/// executor. Not on tokio: the sync WASI host blocks on a tokio runtime of
+/// its own, which cannot start inside another.
+pub(crate) fn call_typed<P, R>(
+    store: &mut Store<Host>,
+    f: TypedFunc<P, R>,
+    params: P,
+) -> wasmtime::Result<R>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+    R: ComponentNamedList + Lift + Send + Sync + 'static,
+{
+    if store.data().concurrent {
+        futures::executor::block_on(f.call_async(store, params))
+    } else {
+        f.call(store, params)
     }
 }
