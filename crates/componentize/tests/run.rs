@@ -246,9 +246,9 @@ fn bad_input_gets_one_clear_error() {
         ),
         (
             &[snap],
-            "error: the component is not a wasi:cli command (it does not export \
-             `wasi:cli/run@0.2.x`); use --invoke to call one of its exports: `state`, `get`, \
-             `bump`, `run`"
+            "error: the component is not a wasi:cli command (it exports neither \
+             `wasi:cli/run@0.2.x` nor `wasi:cli/run@0.3.x`); use --invoke to call one of its \
+             exports: `state`, `get`, `bump`, `run`"
                 .into(),
         ),
         (
