@@ -45,14 +45,17 @@ fn toolchain_lib(name: &str) -> Vec<u8> {
     toolchain_file(&format!("{LIB_DIR}/{name}")).to_vec()
 }
 
-/// The world `name` of fixtures/libs/liboldheader/oldheader.wit.
-fn old_header_world(name: &str) -> (Resolve, WorldId) {
+/// The world `name` of the WIT file `file` (a path in the repository).
+fn world_of(file: &str, name: &str) -> (Resolve, WorldId) {
     let mut resolve = Resolve::default();
-    let pkg = resolve
-        .push_file(repo_file("fixtures/libs/liboldheader/oldheader.wit"))
-        .unwrap();
+    let pkg = resolve.push_file(repo_file(file)).unwrap();
     let world = resolve.select_world(&[pkg], Some(name)).unwrap();
     (resolve, world)
+}
+
+/// The world `name` of fixtures/libs/liboldheader/oldheader.wit.
+fn old_header_world(name: &str) -> (Resolve, WorldId) {
+    world_of("fixtures/libs/liboldheader/oldheader.wit", name)
 }
 
 /// componentize-generate's bindings for `world`, needing `interpreter`.
@@ -370,16 +373,6 @@ fn a_c_library_needing_libdl_links_with_the_built_in_one_and_dlopen_works() {
     assert_eq!(misses.call(&mut store, ()).unwrap().0, 2);
 }
 
-/// The world `name` of fixtures/wit/async.wit.
-fn async_corpus_world(name: &str) -> (Resolve, WorldId) {
-    let mut resolve = Resolve::default();
-    let pkg = resolve
-        .push_file(repo_file("fixtures/wit/async.wit"))
-        .unwrap();
-    let world = resolve.select_world(&[pkg], Some(name)).unwrap();
-    (resolve, world)
-}
-
 /// lua.so imports componentize_task_context_get/set weakly. With async
 /// exports in the world the link stage adds the library defining them (it
 /// imports `$root` context.get/set); without, it is left out and the weak
@@ -393,7 +386,7 @@ fn the_task_context_library_is_linked_for_async_exports_only() {
     ];
     let linked = interpreter_link(
         "bindings.so",
-        generated(&async_corpus_world("async-run"), "lua.so"),
+        generated(&world_of("fixtures/wit/async.wit", "async-run"), "lua.so"),
     )
     .encode()
     .unwrap();

@@ -293,10 +293,10 @@ fn lua_conveniences_lower_too() {
 
 // ---------------------------------------------------------- async exports
 
-/// World `tasks` initialized with tasks.lua.
+/// World `tasks` initialized with async.lua.
 fn tasks_run() -> Run {
     let suite = suite();
-    suite.run_script(&suite.worlds.component("tasks"), &script("tasks.lua"))
+    suite.run_script(&suite.worlds.component("tasks"), &script("async.lua"))
 }
 
 /// Calls the world-level exports `calls` (name, arguments) all at once, on
@@ -447,7 +447,7 @@ impl std::future::Future for Turn {
 
 type WaitsStore = wasmtime::Store<componentize_testkit::Host<()>>;
 
-/// World `waits` initialized with waits.lua, with the host's `delay`: it
+/// World `waits` initialized with async.lua, with the host's `delay`: it
 /// returns `id * 10` after `turns` turns of the event loop, so calls
 /// started together return in the order of their turns.
 fn waits_instance() -> (WaitsStore, wasmtime::component::Instance) {
@@ -479,7 +479,7 @@ fn waits_instance() -> (WaitsStore, wasmtime::component::Instance) {
         componentize_contract::INIT_FUNCTION,
     )
     .unwrap();
-    let source = script("waits.lua");
+    let source = script("async.lua");
     let args = [
         Val::String("app.lua".into()),
         Val::List(source.bytes().map(Val::U8).collect()),
@@ -540,7 +540,7 @@ fn an_async_import_suspends_the_coroutine_while_other_calls_run() {
         &[relay(1, 60), relay(2, 0), relay(3, 20)],
     );
     assert_eq!(results, [Val::U32(1010), Val::U32(1020), Val::U32(1030)]);
-    let events = strings(call_all(&mut store, &instance, &[("take-events", vec![])]).remove(0));
+    let events = strings(call_all(&mut store, &instance, &[("take-log", vec![])]).remove(0));
     // Call 1 started first and waited longest: the others started, waited
     // and finished while its coroutine was suspended in `delay`.
     let at = |e: &str| {
@@ -569,7 +569,7 @@ fn async_import_calls_leave_nothing_behind_and_need_a_task() {
         let results = call_all(&mut store, &instance, &calls);
         let expected: Vec<Val> = (0..16).map(|id| Val::U32(id * 10 + 1000)).collect();
         assert_eq!(results, expected);
-        call_all(&mut store, &instance, &[("take-events", vec![])]);
+        call_all(&mut store, &instance, &[("take-log", vec![])]);
         heaps.push(call_all(&mut store, &instance, &[("heap", vec![])]).remove(0));
     }
     assert_eq!(
