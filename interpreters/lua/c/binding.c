@@ -534,6 +534,7 @@ void wit_dylib_initialize(const wit_t *wit) {
   lb_resources_init(L);
   lb_imports_init(L);
   lb_http_init(L);
+  lb_ends_init(L);
   lua_settop(L, 0);
 }
 

@@ -139,11 +139,16 @@ static void lb_release_lent(lua_State *L);
 static cz_handle *lb_test_res(lua_State *L, int idx);
 static void lb_push_class(lua_State *L, size_t index);
 
-/* ---- async exports (tasks.c) ---------------------------------------------- */
+/* ---- async exports, their fibers and async imports (tasks.c) ---------------------------------------------- */
 
 static bool lb_is_async_export(size_t which);
 static lb_cx *lb_task_start(size_t which);
 static int lb_import_async(lua_State *L, size_t which, const char *name);
+
+/* ---- futures and streams (ends.c) ------------------------------------------ */
+
+static void lb_ends_init(lua_State *L);
+static bool lb_check_end_value(lua_State *L, int idx, wit_type_t ty, char *why, size_t len);
 
 /* ---- imports (imports.c) ------------------------------------------------ */
 

@@ -7,6 +7,7 @@
  */
 #include "binding.c"
 #include "tasks.c"
+#include "ends.c"
 #include "check.c"
 #include "values.c"
 #include "resources.c"

@@ -1,56 +1,65 @@
 /*
- * Async exports: each call is a task, and each task runs its Lua function
- * in a coroutine of its own.
+ * Async exports: each call is a task, and a task runs Lua coroutines
+ * (fibers): the export's function, and those it spawns.
  *
  * The bindings lift an async export's arguments onto a fresh context
  * (wit_dylib_export_start), then hand it over (wit_dylib_export_async_call).
- * The task resumes its coroutine; when the function returns, the result
- * goes back through the export's task.return and the task ends (EXIT). When
- * the function yields (`coroutine.yield()` in the export's own coroutine),
- * the task answers YIELD: the host runs other tasks and calls back with no
- * event, and the coroutine goes on. So several calls of any async exports
- * can be in flight, each suspended at a yield, and they interleave.
- *
- * An async import called from the task's coroutine starts the call; unless
- * it returned at once, the coroutine yields until the subtask's RETURNED
- * event (the task answers WAIT on a waitable set of its own meanwhile), and
- * then the import's result is lifted where the Lua call left off. So the
- * script reads sequentially while other tasks run.
+ * The task resumes its fibers in turn until each has finished or is
+ * suspended, then answers the host:
+ *   - a fiber that called `coroutine.yield()` in its own coroutine is
+ *     resumed at the task's next turn, after the host ran other tasks
+ *     (YIELD);
+ *   - a fiber that waits (an async import that has not returned, a read or
+ *     write of a future or stream that did not complete at once) is resumed
+ *     when the event it waits for arrives (WAIT on the task's waitable set);
+ *   - when none is left, the task ends (EXIT).
+ * When the export's own function returns, its result goes back through the
+ * export's task.return at once; spawned fibers may go on after that (an HTTP
+ * handler returns its response, then writes the body).
  *
  * A task's state is found again through its context slot, with the link
  * stage's componentize_task_context_get/set (see componentize.h).
- * Errors follow the sync exports' rules (lb_export_outcome). Borrowed
- * handles among the arguments are the task's own: they are kept in a lent
- * table of the task, swapped in while it runs, and dropped when it ends.
+ * Errors of the export's function follow the sync exports' rules
+ * (lb_export_outcome); an error in a spawned fiber traps. Borrowed handles
+ * among the arguments are the task's own: they are kept in a lent table of
+ * the task, swapped in while its fibers run, and dropped when the export's
+ * function finishes.
  */
 #include "binding.h"
 
 /* The canonical ABI's callback codes, events and subtask states. */
 enum { LB_CALLBACK_EXIT = 0, LB_CALLBACK_YIELD = 1, LB_CALLBACK_WAIT = 2 };
-enum { LB_EVENT_NONE = 0, LB_EVENT_SUBTASK = 1 };
+enum { LB_EVENT_NONE = 0, LB_EVENT_SUBTASK = 1, LB_EVENT_CANCELLED = 6 };
 enum { LB_SUBTASK_RETURNED = 2 };
+
+typedef enum { LB_FIBER_READY, LB_FIBER_YIELDED, LB_FIBER_WAITING } lb_fiber_state;
+
+typedef struct lb_fiber {
+  struct lb_fiber *next;
+  lua_State *co;
+  int ref_co;        /* registry reference to co */
+  lb_fiber_state state;
+  int nargs;         /* values to resume co with (its first resume only) */
+  uint32_t event;    /* WAITING: the event that ends the wait ... */
+  uint32_t waitable; /* ... for this subtask or future/stream end */
+  uint32_t code;     /* that event's payload, once it came */
+} lb_fiber;
 
 typedef struct lb_task {
   size_t which;
-  /* The context the bindings lift onto and task.return pops from. Its
-   * thread's slot 1 holds the coroutine, which keeps it alive. */
+  /* The context the bindings lift onto and task.return pops from. */
   lb_cx cx;
-  int ref_thread;  /* registry reference to cx.L */
-  lua_State *co;   /* the coroutine running the export's function */
-  int ref_lent;    /* the task's borrowed handles */
+  int ref_thread;   /* registry reference to cx.L */
+  lb_fiber *fibers; /* in the order they were started */
+  lb_fiber *main;   /* the export's function; NULL once it finished */
+  int ref_lent;     /* the task's borrowed handles */
   size_t nlent;
-  /* The async import the coroutine waits for (subtask 0: none), its
-   * context (whose buffers live until the result is lifted) and area. */
-  uint32_t subtask;
-  size_t import;
-  lb_cx icx;
-  void *area;
-  size_t area_size;
-  uint32_t set; /* the task's waitable set, 0 until it first waits */
+  uint32_t set;     /* the task's waitable set, 0 until a fiber first waits */
 } lb_task;
 
-/* The task whose coroutine runs now (NULL outside lb_task_step). */
+/* The task and fiber running now (NULL outside lb_task_run). */
 static lb_task *lb_running;
+static lb_fiber *lb_running_fiber;
 
 /* Makes the task's lent table the current one (the previous goes in the
  * task while it runs). */
@@ -65,6 +74,31 @@ static void lb_task_swap_lent(lb_task *t) {
 
 static bool lb_is_async_export(size_t which) { return LB.wit->export_funcs[which].task_return != NULL; }
 
+/* A new fiber at the end of t's list, ready to run the function below its
+ * `nargs` arguments on top of L (which are moved to it). */
+static lb_fiber *lb_fiber_new(lb_task *t, lua_State *L, int nargs) {
+  lb_fiber *f = cz_xmalloc(sizeof *f);
+  f->co = lua_newthread(L);
+  f->ref_co = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (!lua_checkstack(f->co, nargs + 8)) cz_die("cannot grow the Lua stack");
+  lua_xmove(L, f->co, nargs + 1);
+  f->state = LB_FIBER_READY;
+  f->nargs = nargs;
+  f->next = NULL;
+  lb_fiber **tail = &t->fibers;
+  while (*tail) tail = &(*tail)->next;
+  *tail = f;
+  return f;
+}
+
+static void lb_fiber_free(lb_task *t, lb_fiber *f) {
+  lb_fiber **p = &t->fibers;
+  while (*p != f) p = &(*p)->next;
+  *p = f->next;
+  luaL_unref(LB.main, LUA_REGISTRYINDEX, f->ref_co);
+  free(f);
+}
+
 /* export_start of an async export: a task with a thread of its own. */
 static lb_cx *lb_task_start(size_t which) {
   lua_State *L = LB.main;
@@ -73,13 +107,11 @@ static lb_cx *lb_task_start(size_t which) {
   lua_State *T = lua_newthread(L);
   t->ref_thread = luaL_ref(L, LUA_REGISTRYINDEX);
   if (!lua_checkstack(T, 64)) cz_die("cannot grow the Lua stack");
-  t->co = lua_newthread(T); /* slot 1 */
   lb_cx_init(&t->cx, T);
   lua_newtable(L);
   t->ref_lent = luaL_ref(L, LUA_REGISTRYINDEX);
   t->nlent = 0;
-  t->subtask = 0;
-  t->area = NULL;
+  t->fibers = t->main = NULL;
   t->set = 0;
   /* The arguments' borrowed handles go in the task's table. */
   lb_task_swap_lent(t);
@@ -88,10 +120,12 @@ static lb_cx *lb_task_start(size_t which) {
 
 static lb_task *lb_task_of(void *cx) { return (lb_task *)((char *)cx - offsetof(lb_task, cx)); }
 
-/* The function returned or raised: its outcome goes back through
- * task.return, and everything of the task is released. */
-static void lb_task_end(lb_task *t, int st) {
-  lua_State *T = t->cx.L, *co = t->co;
+/* The export's function returned or raised (status st, on f's coroutine):
+ * its outcome goes back through task.return, and the borrows go. */
+static void lb_task_return(lb_task *t, lb_fiber *f, int st) {
+  lua_State *T = t->cx.L, *co = f->co;
+  /* Slot 1 (as lb_export_outcome wants it): the coroutine. */
+  lua_rawgeti(T, LUA_REGISTRYINDEX, f->ref_co);
   if (st == LUA_OK) {
     lua_xmove(co, T, lua_gettop(co));
   } else {
@@ -112,32 +146,72 @@ static void lb_task_end(lb_task *t, int st) {
   lb_gc_resume(T, gc);
   lua_settop(T, 0);
   lb_cx_release(&t->cx);
+  t->main = NULL;
+}
+
+/* A spawned fiber finished: an error in it ends the instance. */
+static void lb_fiber_finished(lb_task *t, lb_fiber *f, int st) {
+  lua_State *co = f->co;
+  if (st != LUA_OK) {
+    lua_State *T = t->cx.L;
+    luaL_traceback(T, co, NULL, 0);
+    lua_rawseti(T, LUA_REGISTRYINDEX, LB.ref_traceback);
+    lua_xmove(co, T, 1);
+    const lb_export *e = &LB.exports[t->which];
+    cz_die("error in a coroutine spawned by export %s (Lua `%s`): %s", e->display, e->lua_display,
+           lb_push_error_text(T, true));
+  }
+  lua_closethread(co, t->cx.L);
+}
+
+/* Resumes the task's ready fibers until none is, then answers the host with
+ * the callback code. */
+static uint32_t lb_task_run(lb_task *t) {
+  for (;;) {
+    lb_fiber *f = t->fibers;
+    while (f && f->state != LB_FIBER_READY) f = f->next;
+    if (!f) break;
+    lb_task_swap_lent(t);
+    lua_pushboolean(LB.main, 0); /* no traceback yet */
+    lua_rawseti(LB.main, LUA_REGISTRYINDEX, LB.ref_traceback);
+    int nres, nargs = f->nargs;
+    f->nargs = 0;
+    lb_running = t;
+    lb_running_fiber = f;
+    int st = lua_resume(f->co, LB.main, nargs, &nres);
+    lb_running = NULL;
+    lb_running_fiber = NULL;
+    fflush(stdout);
+    lb_task_swap_lent(t);
+    if (st == LUA_YIELD) {
+      lua_pop(f->co, nres); /* what coroutine.yield was given */
+      /* A wait set WAITING before it yielded; anything else is a plain
+       * coroutine.yield(). */
+      if (f->state == LB_FIBER_READY) f->state = LB_FIBER_YIELDED;
+      continue;
+    }
+    if (f == t->main) lb_task_return(t, f, st);
+    else lb_fiber_finished(t, f, st);
+    lb_fiber_free(t, f);
+  }
+  bool yielded = false, waiting = false;
+  for (lb_fiber *f = t->fibers; f; f = f->next) {
+    if (f->state == LB_FIBER_YIELDED) {
+      f->state = LB_FIBER_READY;
+      yielded = true;
+    } else if (f->state == LB_FIBER_WAITING) {
+      waiting = true;
+    }
+  }
+  if (yielded || waiting) {
+    componentize_task_context_set((uint32_t)(uintptr_t)t);
+    return yielded ? LB_CALLBACK_YIELD : LB_CALLBACK_WAIT | (t->set << 4);
+  }
+  componentize_task_context_set(0);
   if (t->set) componentize_waitable_set_drop(t->set);
   luaL_unref(LB.main, LUA_REGISTRYINDEX, t->ref_lent);
   luaL_unref(LB.main, LUA_REGISTRYINDEX, t->ref_thread);
   free(t);
-}
-
-/* Runs the task's coroutine until it returns, raises or yields; the
- * callback code. */
-static uint32_t lb_task_step(lb_task *t, int nargs) {
-  lb_task_swap_lent(t);
-  lua_pushboolean(LB.main, 0); /* no traceback yet */
-  lua_rawseti(LB.main, LUA_REGISTRYINDEX, LB.ref_traceback);
-  int nres;
-  lb_running = t;
-  int st = lua_resume(t->co, LB.main, nargs, &nres);
-  lb_running = NULL;
-  fflush(stdout);
-  lb_task_swap_lent(t);
-  if (st == LUA_YIELD) {
-    lua_pop(t->co, nres); /* what coroutine.yield was given */
-    componentize_task_context_set((uint32_t)(uintptr_t)t);
-    if (t->subtask) return LB_CALLBACK_WAIT | (t->set << 4);
-    return LB_CALLBACK_YIELD;
-  }
-  componentize_task_context_set(0);
-  lb_task_end(t, st);
   return LB_CALLBACK_EXIT;
 }
 
@@ -148,69 +222,109 @@ uint32_t wit_dylib_export_async_call(void *vcx, size_t which) {
   if (!LB.loaded)
     cz_die("export %s called before the Lua script was loaded (by the init export %s#%s)",
            LB.exports[which].display, LB_INIT_INTERFACE, LB_INIT_FUNCTION);
-  lua_State *T = t->cx.L, *co = t->co;
-  int nargs = lua_gettop(T) - 1;
-  if (!lua_checkstack(co, nargs + 8)) cz_die("cannot grow the Lua stack");
-  lua_pushcfunction(co, lb_dispatch);
-  lua_pushinteger(co, (lua_Integer)which);
-  lua_xmove(T, co, nargs);
-  return lb_task_step(t, nargs + 1);
+  lua_State *T = t->cx.L;
+  int nargs = lua_gettop(T);
+  if (!lua_checkstack(T, 8)) cz_die("cannot grow the Lua stack");
+  lua_pushcfunction(T, lb_dispatch);
+  lua_pushinteger(T, (lua_Integer)which);
+  lua_rotate(T, 1, 2);
+  t->main = lb_fiber_new(t, T, nargs + 1);
+  return lb_task_run(t);
 }
 
 uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which) {
   lb_task *t = (lb_task *)(uintptr_t)componentize_task_context_get();
-  if (t != NULL && event == LB_EVENT_NONE && t->subtask == 0) return lb_task_step(t, 0);
-  if (t != NULL && event == LB_EVENT_SUBTASK && p1 == t->subtask) {
-    if (p2 != LB_SUBTASK_RETURNED) return LB_CALLBACK_WAIT | (t->set << 4);
-    componentize_waitable_join(t->subtask, 0);
-    componentize_subtask_drop(t->subtask);
-    t->subtask = 0;
-    return lb_task_step(t, 0);
+  if (t != NULL && event == LB_EVENT_NONE) return lb_task_run(t);
+  if (t != NULL && event != LB_EVENT_CANCELLED) {
+    for (lb_fiber *f = t->fibers; f; f = f->next) {
+      if (f->state != LB_FIBER_WAITING || f->waitable != p1 || f->event != event) continue;
+      if (event == LB_EVENT_SUBTASK && p2 != LB_SUBTASK_RETURNED) return LB_CALLBACK_WAIT | (t->set << 4);
+      componentize_waitable_join(p1, 0);
+      if (event == LB_EVENT_SUBTASK) componentize_subtask_drop(p1);
+      f->state = LB_FIBER_READY;
+      f->code = p2;
+      return lb_task_run(t);
+    }
   }
-  cz_die("async export %s got event %u (%u, %u), which the Lua binding does not wait for",
-         LB.exports[which].display, event, p1, p2);
+  cz_die("async export %s got event %u (%u, %u), which the Lua binding does not wait for%s",
+         LB.exports[which].display, event, p1, p2,
+         event == LB_EVENT_CANCELLED ? " (the caller cancelled the call: not supported yet)" : "");
 }
+
+/* The fiber of the running task whose coroutine is L, or a Lua error saying
+ * that `what` needs one. */
+static lb_fiber *lb_task_fiber(lua_State *L, const char *what) {
+  if (lb_running_fiber == NULL || L != lb_running_fiber->co)
+    luaL_error(L, "%s: call it from an async export, in the export's own coroutine or one it "
+                  "spawned (not at init, from a sync export or in a coroutine of the script)",
+               what);
+  return lb_running_fiber;
+}
+
+/* Suspends the running fiber f (on L) until `event` for `waitable` arrives;
+ * then k runs, with the event's payload in f->code. */
+static int lb_task_wait(lua_State *L, lb_fiber *f, uint32_t event, uint32_t waitable, lua_KContext ctx,
+                        lua_KFunction k) {
+  lb_task *t = lb_running;
+  if (t->set == 0) t->set = componentize_waitable_set_new();
+  componentize_waitable_join(waitable, t->set);
+  f->state = LB_FIBER_WAITING;
+  f->event = event;
+  f->waitable = waitable;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+/* componentize.async.spawn(fn, ...): a new fiber of the running task. */
+static int lb_task_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lb_task_fiber(L, "componentize.async.spawn");
+  lb_fiber_new(lb_running, L, lua_gettop(L) - 1);
+  return 0;
+}
+
+/* An async import call in flight: its context (whose buffers live until
+ * the result is lifted) and area. */
+typedef struct lb_async_call {
+  size_t which;
+  lb_cx cx;
+  void *area;
+} lb_async_call;
 
 /* The async import returned: its result goes on the coroutine's stack,
  * where the Lua call left off, and its buffers go. */
 static int lb_import_async_done(lua_State *L, int status, lua_KContext ctx) {
-  (void)status;
-  lb_task *t = (lb_task *)ctx;
-  const wit_import_func_t *f = &LB.wit->import_funcs[t->import];
-  f->async_lift_impl(&t->icx, t->area);
-  free(t->area);
-  t->area = NULL;
-  lb_cx_release(&t->icx);
+  (void)L, (void)status;
+  lb_async_call *c = (lb_async_call *)ctx;
+  const wit_import_func_t *f = &LB.wit->import_funcs[c->which];
+  f->async_lift_impl(&c->cx, c->area);
+  free(c->area);
+  lb_cx_release(&c->cx);
+  free(c);
   return LB_NONE(f->result) ? 0 : 1;
 }
 
 /* Calls async import `which`, its arguments (checked) pushed on L first on
- * top as for a sync import, from the running task's coroutine. */
+ * top as for a sync import, from a fiber of the running task. */
 static int lb_import_async(lua_State *L, size_t which, const char *name) {
-  lb_task *t = lb_running;
-  if (t == NULL || L != t->co)
-    return luaL_error(L, "%s is an async import: call it from an async export, in the export's own "
-                         "coroutine (not at init, from a sync export or in a coroutine of the script)",
-                      name);
+  lua_pushfstring(L, "%s is an async import", name);
+  lb_fiber *fiber = lb_task_fiber(L, lua_tostring(L, -1));
+  lua_pop(L, 1);
   const wit_import_func_t *f = &LB.wit->import_funcs[which];
-  t->import = which;
-  t->area_size = f->async_abi_area_size;
-  t->area = NULL;
-  if (t->area_size) {
+  lb_async_call *c = cz_xmalloc(sizeof *c);
+  c->which = which;
+  c->area = NULL;
+  if (f->async_abi_area_size) {
     size_t align = f->async_abi_area_align < sizeof(void *) ? sizeof(void *) : f->async_abi_area_align;
-    t->area = aligned_alloc(align, (t->area_size + align - 1) / align * align);
-    if (!t->area) cz_die("out of memory (%zu bytes for the arguments of %s)", t->area_size, name);
+    c->area = aligned_alloc(align, (f->async_abi_area_size + align - 1) / align * align);
+    if (!c->area) cz_die("out of memory (%zu bytes for the arguments of %s)", f->async_abi_area_size, name);
   }
-  lb_cx_init(&t->icx, L);
+  lb_cx_init(&c->cx, L);
   bool gc;
   lb_gc_pause(L, &gc);
-  uint32_t status = f->async_impl(&t->icx, t->area);
+  uint32_t status = f->async_impl(&c->cx, c->area);
   lb_gc_resume(L, gc);
-  if ((status & 0xf) == LB_SUBTASK_RETURNED) return lb_import_async_done(L, LUA_OK, (lua_KContext)t);
+  if ((status & 0xf) == LB_SUBTASK_RETURNED) return lb_import_async_done(L, LUA_OK, (lua_KContext)c);
   /* The arguments stay on this stack while the call runs: the callee may
    * read them from memory until it has started. */
-  t->subtask = status >> 4;
-  if (t->set == 0) t->set = componentize_waitable_set_new();
-  componentize_waitable_join(t->subtask, t->set);
-  return lua_yieldk(L, 0, (lua_KContext)t, lb_import_async_done);
+  return lb_task_wait(L, fiber, LB_EVENT_SUBTASK, status >> 4, (lua_KContext)c, lb_import_async_done);
 }

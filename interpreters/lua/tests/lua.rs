@@ -6,7 +6,7 @@
 //! export (componentize:init/init@0.1.0) before other exports are called, as
 //! the init stage will do (without the snapshot).
 //!
-//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`, `tasks`, `waits`)
+//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`, `tasks`, `waits`, `pipes`)
 //! and the scripts in tests/lua/. The worlds, the host of
 //! componentize:lua-tests/host-api and the checks whose expectations are the
 //! same for every interpreter are `componentize_testkit::script` (the
@@ -445,14 +445,12 @@ impl std::future::Future for Turn {
     }
 }
 
-type WaitsStore = wasmtime::Store<componentize_testkit::Host<()>>;
+type AsyncStore = wasmtime::Store<componentize_testkit::Host<()>>;
 
 /// World `waits` initialized with async.lua, with the host's `delay`: it
 /// returns `id * 10` after `turns` turns of the event loop, so calls
 /// started together return in the order of their turns.
-fn waits_instance() -> (WaitsStore, wasmtime::component::Instance) {
-    let suite = suite();
-    let component = suite.worlds.component("waits");
+fn waits_instance() -> (AsyncStore, wasmtime::component::Instance) {
     let mut linker = componentize_testkit::linker::<()>();
     linker
         .root()
@@ -469,6 +467,15 @@ fn waits_instance() -> (WaitsStore, wasmtime::component::Instance) {
             })
         })
         .unwrap();
+    async_instance("waits", &linker)
+}
+
+/// An instance of the test world `world`, initialized with async.lua.
+fn async_instance(
+    world: &str,
+    linker: &wasmtime::component::Linker<componentize_testkit::Host<()>>,
+) -> (AsyncStore, wasmtime::component::Instance) {
+    let component = suite().worlds.component(world);
     let (mut store, _output) = componentize_testkit::HostBuilder::new().store(());
     let instance = futures::executor::block_on(linker.instantiate_async(&mut store, &component))
         .unwrap_or_else(|e| panic!("instantiating: {e:?}"));
@@ -493,7 +500,7 @@ fn waits_instance() -> (WaitsStore, wasmtime::component::Instance) {
 
 /// Calls each world-level export of `calls` at once; their results.
 fn call_all(
-    store: &mut WaitsStore,
+    store: &mut AsyncStore,
     instance: &wasmtime::component::Instance,
     calls: &[(&str, Vec<Val>)],
 ) -> Vec<Val> {
@@ -580,5 +587,231 @@ fn async_import_calls_leave_nothing_behind_and_need_a_task() {
     assert!(
         err.contains("delay is an async import: call it from an async export"),
         "{err}"
+    );
+}
+
+// ---- futures and streams ------------------------------------------------
+
+/// A host reader of a guest's stream: keeps each write's items as one
+/// chunk. Wasmtime drops it when the writer is gone, and with it `_done`.
+struct Collect<T> {
+    chunks: std::sync::Arc<std::sync::Mutex<Vec<Vec<T>>>>,
+    _done: futures::channel::oneshot::Sender<()>,
+}
+
+impl<T, D> wasmtime::component::StreamConsumer<D> for Collect<T>
+where
+    T: wasmtime::component::Lift + Send + Sync + 'static,
+{
+    type Item = T;
+
+    fn poll_consume(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        mut store: wasmtime::StoreContextMut<D>,
+        mut source: wasmtime::component::Source<'_, T>,
+        _finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<wasmtime::component::StreamResult>> {
+        let mut chunk = Vec::with_capacity(source.remaining(&mut store));
+        source.read(&mut store, &mut chunk)?;
+        self.chunks.lock().unwrap().push(chunk);
+        std::task::Poll::Ready(Ok(wasmtime::component::StreamResult::Completed))
+    }
+}
+
+/// Reads the guest's stream `value` to its end: the chunks it was written in.
+fn read_stream<T>(store: &mut AsyncStore, value: Val) -> Vec<Vec<T>>
+where
+    T: wasmtime::component::Lift + wasmtime::component::Lower + Send + Sync + 'static,
+{
+    let Val::Stream(any) = value else {
+        panic!("expected a stream, got {value:?}")
+    };
+    let reader = wasmtime::component::StreamReader::<T>::try_from_stream_any(any).unwrap();
+    let chunks = std::sync::Arc::default();
+    let (done, ended) = futures::channel::oneshot::channel();
+    let consumer = Collect {
+        chunks: std::sync::Arc::clone(&chunks),
+        _done: done,
+    };
+    reader.pipe(&mut *store, consumer).unwrap();
+    // The consumer's sender is dropped with it, which ends the wait.
+    futures::executor::block_on(store.run_concurrent(async |_| ended.await.unwrap_err())).unwrap();
+    std::mem::take(&mut *chunks.lock().unwrap())
+}
+
+/// A host reader of a guest's future: sends the value on.
+struct Take<T>(Option<futures::channel::oneshot::Sender<T>>);
+
+impl<T, D> wasmtime::component::FutureConsumer<D> for Take<T>
+where
+    T: wasmtime::component::Lift + Send + Sync + 'static,
+{
+    type Item = T;
+
+    fn poll_consume(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        mut store: wasmtime::StoreContextMut<D>,
+        mut source: wasmtime::component::Source<'_, T>,
+        _finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<()>> {
+        let mut value = None;
+        source.read(&mut store, &mut value)?;
+        if let (Some(value), Some(send)) = (value, self.0.take()) {
+            let _ = send.send(value);
+        }
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Reads the guest's future `value`.
+fn read_future<T>(store: &mut AsyncStore, value: Val) -> T
+where
+    T: wasmtime::component::Lift + Send + Sync + Unpin + 'static,
+{
+    let Val::Future(any) = value else {
+        panic!("expected a future, got {value:?}")
+    };
+    let reader = wasmtime::component::FutureReader::<T>::try_from_future_any(any).unwrap();
+    let (send, got) = futures::channel::oneshot::channel();
+    reader.pipe(&mut *store, Take(Some(send))).unwrap();
+    futures::executor::block_on(store.run_concurrent(async |_| got.await))
+        .unwrap()
+        .expect("the future was dropped without a value")
+}
+
+/// A host stream of `items` for the guest.
+fn host_stream<T>(store: &mut AsyncStore, items: Vec<T>) -> Val
+where
+    T: wasmtime::component::Lift + wasmtime::component::Lower + Send + Sync + Unpin + 'static,
+{
+    let reader = wasmtime::component::StreamReader::new(&mut *store, items).unwrap();
+    Val::Stream(reader.try_into_stream_any(&mut *store).unwrap())
+}
+
+fn pipes_instance() -> (AsyncStore, wasmtime::component::Instance) {
+    async_instance("pipes", &componentize_testkit::linker::<()>())
+}
+
+#[test]
+fn byte_streams_from_the_host_are_read_in_chunks_of_the_asked_size() {
+    let (mut store, instance) = pipes_instance();
+    let data: Vec<u8> = (0..1u32 << 20).map(|i| (i * 7 + i / 251) as u8).collect();
+    let checksum = data
+        .iter()
+        .fold(0u32, |h, &b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let first = host_stream(&mut store, data.clone());
+    let second = host_stream(&mut store, data[..5000].to_vec());
+    let results = call_all(
+        &mut store,
+        &instance,
+        &[
+            ("measure", vec![first, Val::U32(1000)]),
+            ("measure", vec![second, Val::U32(4096)]),
+        ],
+    );
+    let tuple = |bytes: u64, reads: u32, h: u32| {
+        Val::Tuple(vec![Val::U64(bytes), Val::U32(reads), Val::U32(h)])
+    };
+    let second_checksum = data[..5000]
+        .iter()
+        .fold(0u32, |h, &b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    // 1 MiB in reads of at most 1000 bytes: 1049 reads (the host writes it
+    // all at once, so each read is full but the last).
+    assert_eq!(
+        results,
+        [
+            tuple(1 << 20, 1049, checksum),
+            tuple(5000, 2, second_checksum)
+        ]
+    );
+}
+
+#[test]
+fn a_spawned_coroutine_writes_the_returned_stream_after_the_export_returned() {
+    let (mut store, instance) = pipes_instance();
+    let stream = call_all(
+        &mut store,
+        &instance,
+        &[("words", vec![Val::U32(10), Val::U32(4)])],
+    )
+    .remove(0);
+    let chunks: Vec<Vec<String>> = read_stream(&mut store, stream);
+    let words = |r: std::ops::RangeInclusive<u32>| r.map(|i| format!("word {i}")).collect();
+    let expected: Vec<Vec<String>> = vec![words(1..=4), words(5..=8), words(9..=10)];
+    assert_eq!(chunks, expected);
+    let log = strings(call_all(&mut store, &instance, &[("take-log", vec![])]).remove(0));
+    assert_eq!(log, ["returned", "wrote 4", "wrote 8", "wrote 10"]);
+}
+
+#[test]
+fn streams_of_strings_and_futures_cross_both_ways() {
+    let (mut store, instance) = pipes_instance();
+    let parts: Vec<String> = (1..=7).map(|i| format!("p{i}")).collect();
+    let parts = host_stream(&mut store, parts);
+    let value = wasmtime::component::FutureReader::new(&mut store, async {
+        Ok::<u32, wasmtime::Error>(41)
+    })
+    .unwrap();
+    let value = Val::Future(value.try_into_future_any(&mut store).unwrap());
+    let results = call_all(
+        &mut store,
+        &instance,
+        &[
+            ("join", vec![parts, Val::U32(3)]),
+            ("plus-one", vec![value]),
+            ("double-later", vec![Val::U32(21)]),
+        ],
+    );
+    assert_eq!(results[0], Val::String("p1+p2+p3+p4+p5+p6+p7".into()));
+    assert_eq!(results[1], Val::U32(42));
+    assert_eq!(read_future::<u32>(&mut store, results[2].clone()), 42);
+}
+
+#[test]
+fn misused_futures_and_streams_raise_lua_errors_and_leave_nothing_behind() {
+    let (mut store, instance) = pipes_instance();
+    let errors = strings(call_all(&mut store, &instance, &[("misuses", vec![])]).remove(0));
+    let expect = [
+        "bad argument #1 to 'write' (items[2]: expected string, got integer 7)",
+        "write: this is the readable end; write the other one",
+        "componentize.async.stream(\"u16\"): the world has no stream with that payload (the payloads its functions carry: \"u8\", \"string\")",
+        "close: write the future's value first",
+        "bad argument #1 to 'write' (value: expected u32, got string",
+        "read: the stream-reader is closed",
+    ];
+    assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+    for (got, want) in errors.iter().zip(expect) {
+        assert!(got.contains(want), "{got:?} does not contain {want:?}");
+    }
+    let err = text(call_all(&mut store, &instance, &[("stream-from-sync", vec![])]).remove(0));
+    assert!(
+        err.contains("componentize.async.stream: call it from an async export"),
+        "{err}"
+    );
+    // Batches of every kind of call: the heap stays the same size.
+    let mut heaps = Vec::new();
+    for _ in 0..3 {
+        let parts = host_stream(&mut store, vec!["a".to_string(); 50]);
+        let bytes = host_stream(&mut store, vec![1u8; 3000]);
+        let results = call_all(
+            &mut store,
+            &instance,
+            &[
+                ("join", vec![parts, Val::U32(7)]),
+                ("measure", vec![bytes, Val::U32(512)]),
+                ("misuses", vec![]),
+                ("words", vec![Val::U32(5), Val::U32(2)]),
+            ],
+        );
+        let chunks: Vec<Vec<String>> = read_stream(&mut store, results[3].clone());
+        assert_eq!(chunks.concat().len(), 5);
+        call_all(&mut store, &instance, &[("take-log", vec![])]);
+        heaps.push(call_all(&mut store, &instance, &[("heap", vec![])]).remove(0));
+    }
+    assert_eq!(
+        heaps[1], heaps[2],
+        "the Lua heap grew between batches: {heaps:?}"
     );
 }

@@ -1,5 +1,6 @@
--- The async exports of worlds `tasks` and `waits` (tests/lua.rs). World
--- `waits` imports `delay`; in `tasks` there is no such module.
+-- The async exports of worlds `tasks`, `waits` and `pipes` (tests/lua.rs).
+-- World `waits` imports `delay`; in the others there is no such module.
+local async = require("componentize.async")
 local root = package.loaded["$root"]
 local delay = root and root.delay
 local log = {}
@@ -37,7 +38,90 @@ function delay_from_sync()
   return err
 end
 
--- Both: what was logged since the last call (and clears it), and the heap.
+-- pipes: futures and streams.
+function measure(data, chunk)
+  local bytes, reads, h = 0, 0, 0
+  while true do
+    local s = data:read(chunk)
+    if s == nil then break end
+    assert(#s <= chunk, "a read gave more than asked for")
+    bytes, reads = bytes + #s, reads + 1
+    for i = 1, #s do h = (h * 31 + s:byte(i)) & 0xffffffff end
+  end
+  data:close()
+  return { bytes, reads, h }
+end
+
+function words(n, per)
+  local rx, tx = async.stream("string")
+  async.spawn(function()
+    local i = 0
+    while i < n do
+      local batch = {}
+      for k = i + 1, math.min(n, i + per) do batch[#batch + 1] = "word " .. k end
+      local taken = tx:write(batch)
+      assert(taken == #batch, "the host took " .. taken .. " of " .. #batch)
+      i = i + #batch
+      log[#log + 1] = "wrote " .. i
+      coroutine.yield()
+    end
+    tx:close()
+  end)
+  log[#log + 1] = "returned"
+  return rx
+end
+
+function join(parts, per)
+  local all = {}
+  for batch in function() return parts:read(per) end do
+    assert(#batch <= per)
+    for _, p in ipairs(batch) do all[#all + 1] = p end
+  end
+  return table.concat(all, "+")
+end
+
+function double_later(x)
+  local rx, tx = async.future("u32")
+  async.spawn(function()
+    coroutine.yield()
+    assert(tx:write(x * 2) == true, "the host did not take the value")
+  end)
+  return rx
+end
+
+function plus_one(f)
+  return f:read() + 1
+end
+
+function misuses()
+  local errors = {}
+  local function try(f, ...)
+    local ok, err = pcall(f, ...)
+    assert(not ok, "no error")
+    errors[#errors + 1] = err
+  end
+  local rx, tx = async.stream("string")
+  try(tx.write, tx, { "fine", 7 })
+  try(rx.write, rx, { "x" })
+  try(async.stream, "u16")
+  local frx, ftx = async.future("u32")
+  try(ftx.close, ftx)
+  try(ftx.write, ftx, "not a number")
+  frx:close()
+  assert(ftx:write(5) == false, "a closed reader took the value")
+  rx:close()
+  try(rx.read, rx)
+  tx:close()
+  return errors
+end
+
+function stream_from_sync()
+  local ok, err = pcall(async.stream, "string")
+  assert(not ok)
+  return err
+end
+
+-- All: what was logged since the last call (and clears it), and the heap.
 function take_log()
   local taken = log
   log = {}
