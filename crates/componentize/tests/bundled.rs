@@ -201,9 +201,10 @@ fn the_bundled_js_refuses_an_async_world_by_name() {
 /// `run` that waits on an async import (wasi:clocks' `wait-for`), built by
 /// the one command (init stubs the async imports it does not call) and run
 /// by `componentize run` and by the wasmtime CLI. It prints, waits, and
-/// exits with 0, or with 1 and the Lua error when asked to fail.
+/// exits with 0, or with 1 and the Lua error when asked to fail. With
+/// `upcase` it copies 1 MiB of stdin to stdout through WASI 0.3's streams.
 #[test]
-fn the_lua_wasi_0_3_command_waits_prints_and_exits_with_its_code() {
+fn the_lua_wasi_0_3_command_waits_prints_streams_and_exits_with_its_code() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("command.wasm");
     let example = componentize_testkit::repo_file("interpreters/lua/examples/command-p3");
@@ -237,6 +238,52 @@ fn the_lua_wasi_0_3_command_waits_prints_and_exits_with_its_code() {
             .output()
             .unwrap()
     };
+    // Text with every letter, in lines, of 1 MiB.
+    let input: Vec<u8> = (0..1u32 << 20)
+        .map(|i| match i % 61 {
+            60 => b'\n',
+            k => b"abcdefghijklmnopqrstuvwxyz0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ"[k as usize],
+        })
+        .collect();
+    let piped = |mut command: std::process::Command| {
+        use std::io::Write;
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let data = input.clone();
+        let feeder = std::thread::spawn(move || stdin.write_all(&data));
+        let o = child.wait_with_output().unwrap();
+        feeder.join().unwrap().unwrap();
+        o
+    };
+    let mut ours_upcase = componentize();
+    ours_upcase
+        .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+        .arg("run")
+        .arg(&out)
+        .args(["--", "upcase"]);
+    let mut wasmtime_upcase = std::process::Command::new(toolchain("bin/wasmtime"));
+    wasmtime_upcase
+        .args(["run", "-W", "component-model-async", "-S", "p3"])
+        .arg(&out)
+        .arg("upcase");
+    for (host, command) in [
+        ("componentize run", ours_upcase),
+        ("wasmtime run", wasmtime_upcase),
+    ] {
+        let o = piped(command);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{host}: {stderr}");
+        assert!(
+            o.stdout == input.to_ascii_uppercase(),
+            "{host}: stdout differs"
+        );
+        assert_eq!(stderr, format!("upcased {} bytes\n", 1 << 20), "{host}");
+    }
     for (host, run) in [
         ("componentize run", &ours as &dyn Fn(&[&str]) -> Output),
         ("wasmtime run", &wasmtime),
