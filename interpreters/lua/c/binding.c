@@ -66,6 +66,21 @@ static void lb_gc_resume(lua_State *L, bool was_running) {
   if (was_running) lua_gc(L, LUA_GCRESTART);
 }
 
+/* Fills the metatable on top for userdata holding a handle: methods from
+ * the table at `index`, and what dropping and printing one does. */
+static void lb_set_handle_meta(lua_State *L, int index, lua_CFunction gc, lua_CFunction close,
+                               lua_CFunction tostring) {
+  index = lua_absindex(L, index);
+  lua_pushvalue(L, index);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, -2, "__tostring");
+}
+
 /* Message handler for lua_pcall: keeps the error object as is (so an export
  * can turn it into an `err` value) and stores the traceback aside. */
 static int lb_msgh(lua_State *L) {

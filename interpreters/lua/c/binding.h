@@ -110,6 +110,8 @@ static void lb_cx_release(lb_cx *cx);
 static void lb_gc_pause(lua_State *L, bool *was_running);
 static void lb_gc_resume(lua_State *L, bool was_running);
 static int lb_msgh(lua_State *L);
+static void lb_set_handle_meta(lua_State *L, int index, lua_CFunction gc, lua_CFunction close,
+                               lua_CFunction tostring);
 static const char *lb_push_error_text(lua_State *L, bool with_traceback);
 static _Noreturn void lb_bad_pop(lua_State *L, const char *what);
 

@@ -283,7 +283,23 @@ static void lb_copy_free(lb_copy *c) {
   free(c);
 }
 
-static int lb_read_start(lua_State *L, lb_copy *c);
+/* Starts c's read, or its write from item c->done on; a copy that does not
+ * complete at once waits for its event. Then k (lb_read_done or
+ * lb_write_done) runs with the result in the fiber's code. */
+static int lb_copy_start(lua_State *L, lb_copy *c, bool write, lua_KFunction k) {
+  lb_end *e = c->e;
+  lb_fiber *f = lb_running_fiber;
+  bool stream = lb_end_is_stream(e);
+  char *at = (char *)c->buf + c->done * lb_end_payload(e).size;
+  uint32_t st;
+  if (write) st = stream ? LB.wit->streams[e->ty].write(e->handle, at, c->n - c->done) : LB.wit->futures[e->ty].write(e->handle, at);
+  else st = stream ? LB.wit->streams[e->ty].read(e->handle, at, c->n) : LB.wit->futures[e->ty].read(e->handle, at);
+  uint32_t event = stream ? (write ? LB_EVENT_STREAM_WRITE : LB_EVENT_STREAM_READ)
+                          : (write ? LB_EVENT_FUTURE_WRITE : LB_EVENT_FUTURE_READ);
+  if (st == LB_COPY_BLOCKED) return lb_task_wait(L, f, event, e->handle, (lua_KContext)c, k);
+  f->code = st;
+  return k(L, LUA_OK, (lua_KContext)c);
+}
 
 static int lb_read_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -292,7 +308,7 @@ static int lb_read_done(lua_State *L, int status, lua_KContext ctx) {
   uint32_t code = lb_running_fiber->code;
   size_t count = lb_copy_count(e, code);
   if ((code & 0xf) == LB_COPY_DROPPED) e->done = true;
-  if (count == 0 && !e->done) return lb_read_start(L, c); /* nothing yet: read again */
+  if (count == 0 && !e->done) return lb_copy_start(L, c, false, lb_read_done); /* nothing yet: read again */
   const lb_payload p = lb_end_payload(e);
   if (count == 0) {
     lua_pushnil(L);
@@ -321,18 +337,6 @@ static int lb_read_done(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
-static int lb_read_start(lua_State *L, lb_copy *c) {
-  lb_end *e = c->e;
-  lb_fiber *f = lb_running_fiber;
-  uint32_t st;
-  if (lb_end_is_stream(e)) st = LB.wit->streams[e->ty].read(e->handle, c->buf, c->n);
-  else st = LB.wit->futures[e->ty].read(e->handle, c->buf);
-  uint32_t event = lb_end_is_stream(e) ? LB_EVENT_STREAM_READ : LB_EVENT_FUTURE_READ;
-  if (st == LB_COPY_BLOCKED) return lb_task_wait(L, f, event, e->handle, (lua_KContext)c, lb_read_done);
-  f->code = st;
-  return lb_read_done(L, LUA_OK, (lua_KContext)c);
-}
-
 static int lb_end_read(lua_State *L) {
   lb_end *e = lb_check_end(L, 1, "read");
   if (lb_end_is_writer(e)) return luaL_error(L, "read: this is the writable end; read the other one");
@@ -353,12 +357,10 @@ static int lb_end_read(lua_State *L) {
   lb_copy *c = cz_xmalloc(sizeof *c);
   *c = (lb_copy){.e = e, .buf = lb_copy_alloc(&p, n), .own_buf = true, .n = n};
   e->busy = true;
-  return lb_read_start(L, c);
+  return lb_copy_start(L, c, false, lb_read_done);
 }
 
 /* ---- writes ------------------------------------------------------------- */
-
-static int lb_write_start(lua_State *L, lb_copy *c);
 
 static int lb_write_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
@@ -367,7 +369,7 @@ static int lb_write_done(lua_State *L, int status, lua_KContext ctx) {
   uint32_t code = lb_running_fiber->code;
   c->done += lb_copy_count(e, code);
   if ((code & 0xf) == LB_COPY_DROPPED) e->done = true;
-  if (c->done < c->n && !e->done) return lb_write_start(L, c);
+  if (c->done < c->n && !e->done) return lb_copy_start(L, c, true, lb_write_done);
   size_t done = c->done;
   lb_cx_release(&c->cx);
   lb_copy_free(c);
@@ -379,20 +381,6 @@ static int lb_write_done(lua_State *L, int status, lua_KContext ctx) {
     lua_pushboolean(L, done == 1);
   }
   return 1;
-}
-
-static int lb_write_start(lua_State *L, lb_copy *c) {
-  lb_end *e = c->e;
-  lb_fiber *f = lb_running_fiber;
-  const lb_payload p = lb_end_payload(e);
-  uint32_t st;
-  if (lb_end_is_stream(e))
-    st = LB.wit->streams[e->ty].write(e->handle, (char *)c->buf + c->done * p.size, c->n - c->done);
-  else st = LB.wit->futures[e->ty].write(e->handle, c->buf);
-  uint32_t event = lb_end_is_stream(e) ? LB_EVENT_STREAM_WRITE : LB_EVENT_FUTURE_WRITE;
-  if (st == LB_COPY_BLOCKED) return lb_task_wait(L, f, event, e->handle, (lua_KContext)c, lb_write_done);
-  f->code = st;
-  return lb_write_done(L, LUA_OK, (lua_KContext)c);
 }
 
 static int lb_end_write(lua_State *L) {
@@ -467,7 +455,7 @@ static int lb_end_write(lua_State *L) {
     lb_gc_resume(L, gc);
   }
   e->busy = true;
-  return lb_write_start(L, c);
+  return lb_copy_start(L, c, true, lb_write_done);
 }
 
 /* ---- pushes and pops ---------------------------------------------------- */
@@ -581,16 +569,10 @@ static int lb_async_load(lua_State *L) {
 static void lb_ends_init(lua_State *L) {
   static const luaL_Reg methods[] = {{"read", lb_end_read}, {"write", lb_end_write}, {"close", lb_end_close}, {NULL, NULL}};
   for (int k = 0; k < 4; k++) {
-    luaL_newmetatable(L, LB_END_META[k]);
     luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, lb_end_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, lb_end_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, lb_end_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    luaL_newmetatable(L, LB_END_META[k]);
+    lb_set_handle_meta(L, -2, lb_end_gc, lb_end_close, lb_end_tostring);
+    lua_pop(L, 2);
   }
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, lb_async_load);
