@@ -5,14 +5,17 @@
 //! and from a precompiled `.cwasm`,
 //! the body limits, a graceful shutdown, and the errors. The JavaScript
 //! example (interpreters/js/examples/http, the same routes) answers as the
-//! Lua one does, under both hosts, and streams. Needs the toolchain build:
+//! Lua one does, under both hosts, and streams. The Lua wasi:http 0.3
+//! example (interpreters/lua/examples/http-p3) answers as the 0.2 one does,
+//! under both hosts, streams a 1 MiB body as the handler writes it, and
+//! answers 100 concurrent requests with one instance, interleaved. Needs the toolchain build:
 //! `bash toolchain/build.sh`.
 
 mod common;
 
 use common::{
     KillOnDrop, build_js, build_lua, cache, componentize, failed, hello, http_example,
-    js_http_example, scratch, toolchain,
+    http_p3_example, js_http_example, scratch, toolchain,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -32,6 +35,17 @@ fn http_wasm() -> &'static Path {
             &out,
             &cache(),
         );
+        out
+    })
+}
+
+/// The wasi:http 0.3 example, built once.
+fn http_p3_wasm() -> &'static Path {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let out = scratch().join("http-p3.wasm");
+        let example = http_p3_example();
+        build_lua(&example, &example.join("app.lua"), &out, &cache());
         out
     })
 }
@@ -121,11 +135,23 @@ impl Server {
     /// `wasmtime serve` on `component`. The interpreters' libc imports
     /// wasi:cli beyond the proxy world: `-S cli`.
     fn wasmtime_serving(component: &Path) -> Server {
+        Server::wasmtime_with(component, &[])
+    }
+
+    /// `wasmtime serve -S cli` with `flags` on `component`.
+    fn wasmtime_with(component: &Path, flags: &[&str]) -> Server {
         let mut command = Command::new(toolchain("bin/wasmtime"));
         command
             .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0"])
+            .args(flags)
             .arg(component);
         Server::start(command)
+    }
+
+    /// `wasmtime serve` on the wasi:http 0.3 example: it needs
+    /// component-model async and WASIp3.
+    fn wasmtime_p3() -> Server {
+        Server::wasmtime_with(http_p3_wasm(), &["-W", "component-model-async", "-S", "p3"])
     }
 
     fn connect(&self) -> Client {
@@ -210,6 +236,12 @@ impl Client {
     /// Reads one response: status line, headers, and a body delimited by
     /// content-length, chunked coding, or the end of the connection.
     fn reply(&mut self) -> Reply {
+        let reply = self.head();
+        self.body(reply)
+    }
+
+    /// Reads a response's status line and headers.
+    fn head(&mut self) -> Reply {
         let status_line = self.line();
         let status = status_line
             .split(' ')
@@ -225,11 +257,15 @@ impl Client {
             let (name, value) = line.split_once(':').unwrap();
             headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
         }
-        let mut reply = Reply {
+        Reply {
             status,
             headers,
             body: Vec::new(),
-        };
+        }
+    }
+
+    /// Reads the body of the response whose head is `reply`.
+    fn body(&mut self, mut reply: Reply) -> Reply {
         if let Some(n) = reply.header("content-length") {
             reply.body = vec![0; n.parse().unwrap()];
             self.reader.read_exact(&mut reply.body).unwrap();
@@ -545,8 +581,9 @@ fn errors_name_the_problem() {
     let e = failed(&o);
     assert!(
         e.starts_with(
-            "error: the component is not a wasi:http proxy: it does not export \
-             `wasi:http/incoming-handler@0.2.x` (it exports `wasi:cli/run@0.2.12`)"
+            "error: the component is not an HTTP service: it exports neither \
+             `wasi:http/incoming-handler@0.2.x` (wasi:http/proxy) nor `wasi:http/handler@0.3.x` \
+             (wasi:http/service); it exports `wasi:cli/run@0.2.12`"
         ),
         "{e}"
     );
@@ -671,5 +708,170 @@ fn js_requests_over_concurrent_connections_each_start_from_the_snapshot() {
     for connection in connections {
         connection.join().unwrap();
     }
+    assert!(!server.stderr().contains("error"), "{}", server.stderr());
+}
+
+/// The bytes of the p3 example's `/stream` body: byte i is `i % 251`.
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn the_lua_p3_service_answers_like_the_p2_one_under_both_hosts() {
+    let p2 = Server::componentize(&[]);
+    let ours = Server::componentize_serving(http_p3_wasm(), &[]);
+    let theirs = Server::wasmtime_p3();
+    let mut clients = [p2.connect(), ours.connect(), theirs.connect()];
+    let body = noise(1 << 20);
+    let requests: [Request; 5] = [
+        ("GET", "/hello?name=J%C3%BCrgen", &[], b""),
+        ("GET", "/hello", &[], b""),
+        ("POST", "/echo", &[], &body),
+        ("GET", "/headers", &[("x-one", "1"), ("accept", "*/*")], b""),
+        ("GET", "/missing", &[], b""),
+    ];
+    for (method, path, headers, body) in requests {
+        let [x, y, z] = clients
+            .each_mut()
+            .map(|client| client.send(method, path, headers, body));
+        for (host, reply) in [("componentize serve", &y), ("wasmtime serve", &z)] {
+            assert_eq!(reply.status, x.status, "{host}: {method} {path}");
+            assert!(
+                reply.body == x.body,
+                "{host}: {method} {path}: the body differs from p2's"
+            );
+            for name in ["content-type", "content-length", "x-body-length"] {
+                assert_eq!(
+                    reply.header(name),
+                    x.header(name),
+                    "{host}: {method} {path}: {name}"
+                );
+            }
+        }
+    }
+    assert_eq!(clients[2].get("/hello?name=Ada").text(), "hello, Ada!\n");
+
+    // A Lua error is internal-error: 500, logged with its traceback, and
+    // the instance answers the next request on the same connection.
+    let reply = clients[1].get("/fail");
+    assert_eq!(reply.status, 500);
+    let reply = clients[1].get("/state");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .text()
+            .starts_with("init entries: 100, requests in this instance: "),
+        "{}",
+        reply.text()
+    );
+    let stderr = ours.stderr_with("the handler failed");
+    assert!(
+        stderr.contains(
+            "error: GET /fail: the handler failed: ErrorCode::InternalError(Some(\"app.lua:"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the /fail route always fails"), "{stderr}");
+    assert!(stderr.contains("stack traceback:"), "{stderr}");
+    assert!(!stderr.contains("instance failed"), "{stderr}");
+    assert_eq!(clients[2].get("/fail").status, 500);
+}
+
+#[test]
+fn a_p3_response_body_of_1_mib_streams_as_the_handler_writes_it() {
+    const CHUNKS: u32 = 16;
+    const DELAY_MS: u32 = 25;
+    let path = format!("/stream?chunks={CHUNKS}&size=65536&delay-ms={DELAY_MS}");
+    let expected = pattern(1 << 20);
+    let ours = Server::componentize_serving(http_p3_wasm(), &[]);
+    let theirs = Server::wasmtime_p3();
+    for (host, server) in [("componentize serve", &ours), ("wasmtime serve", &theirs)] {
+        let mut client = server.connect();
+        client.write(&head("GET", &path, &[], Some(0)));
+        let reply = client.head();
+        // The head goes out when `handle` returns; the handler's coroutine
+        // writes the chunks after it, waiting between them.
+        let headed = Instant::now();
+        assert_eq!(reply.status, 200, "{host}");
+        assert_eq!(reply.header("content-length"), None, "{host}");
+        assert_eq!(reply.header("transfer-encoding"), Some("chunked"), "{host}");
+        let reply = client.body(reply);
+        let streamed = headed.elapsed();
+        assert!(reply.body == expected, "{host}: the body differs");
+        // 15 waits between the chunks come after the head: a body that was
+        // buffered whole before the head went out would arrive at once.
+        let waits = Duration::from_millis(u64::from((CHUNKS - 1) * DELAY_MS));
+        assert!(
+            streamed >= waits * 9 / 10,
+            "{host}: the body came {streamed:?} after the head, less than the handler's waits \
+             ({waits:?})"
+        );
+    }
+}
+
+#[test]
+fn a_hundred_concurrent_p3_requests_interleave_in_shared_instances() {
+    const REQUESTS: usize = 100;
+    const WAIT_MS: u64 = 400;
+    let server = Server::componentize_serving(
+        http_p3_wasm(),
+        &[
+            "--max-instance-concurrent-reuse-count",
+            "100",
+            "--max-instance-reuse-count",
+            "100",
+        ],
+    );
+    // Every client connects first, then all send at once.
+    let start = Arc::new(std::sync::Barrier::new(REQUESTS));
+    let began = Instant::now();
+    let clients: Vec<_> = (0..REQUESTS)
+        .map(|_| {
+            let addr = server.addr.clone();
+            let start = start.clone();
+            std::thread::spawn(move || {
+                let mut client = Client::connect(&addr);
+                start.wait();
+                let reply = client.get(&format!("/wait?ms={WAIT_MS}"));
+                assert_eq!(reply.status, 200, "{}", reply.text());
+                reply.text()
+            })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    let mut at_start = Vec::new();
+    for client in clients {
+        let text = client.join().unwrap();
+        // "request N: A other(s) in flight at the start, B at the end"
+        let fields: Vec<usize> = text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let [n, a, _b] = fields[..] else {
+            panic!("unexpected answer {text:?}")
+        };
+        numbers.push(n);
+        at_start.push(a);
+    }
+    let wall = began.elapsed();
+    // Each instance counts its requests from 1: the 1s are the instances.
+    // wasmtime-wasi-http starts another one for a request that arrives
+    // while the others are busy on the CPU, so a burst may take a few.
+    let instances = numbers.iter().filter(|&&n| n == 1).count();
+    assert!(
+        (1..=REQUESTS / 4).contains(&instances),
+        "{instances} instances answered {REQUESTS} requests: {numbers:?}"
+    );
+    // They overlapped within an instance: a request found at least ten
+    // others of its instance still waiting when it started.
+    let most = *at_start.iter().max().unwrap();
+    assert!(
+        most >= 10,
+        "at most {most} requests were in flight together"
+    );
+    // One after the other they would take 100 waits.
+    let sequential = Duration::from_millis(WAIT_MS * REQUESTS as u64);
+    assert!(wall < sequential / 4, "{REQUESTS} requests took {wall:?}");
     assert!(!server.stderr().contains("error"), "{}", server.stderr());
 }

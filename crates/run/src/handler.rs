@@ -1,10 +1,13 @@
-//! One HTTP request: a fresh instance from the pre-instantiated component,
-//! its `wasi:http/incoming-handler.handle`, and the response, with the body
-//! limits applied and failures answered with 500 and logged.
+//! One HTTP request: for a wasi:http 0.2 proxy, a fresh instance from the
+//! pre-instantiated component and its `wasi:http/incoming-handler.handle`;
+//! for a wasi:http 0.3 service, a call of `wasi:http/handler.handle` on an
+//! instance it shares with other requests ([`crate::service`]). Either way
+//! the body limits are applied and failures answered with 500 and logged.
 
 use crate::host::{Host, export_names, linker, prepare};
 use crate::limits::{LimitedRequest, LimitedResponse};
 use crate::sandbox::Sandbox;
+use crate::service::{self, HANDLER, Reuse};
 use anyhow::{Result, anyhow, bail};
 use http::{Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -16,7 +19,8 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::{Error, WasiHttpView};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{Error, WasiBody, WasiHttpView};
 
 /// The body of every response the server sends: the handler's, limited, or
 /// a short text of the server's own (413, 500).
@@ -25,62 +29,89 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, Error>;
 /// The export that makes a component a wasi:http proxy (any 0.2.x).
 const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.0";
 
-/// Answers requests with fresh instances of one pre-instantiated component.
+/// Answers requests with instances of one pre-instantiated component.
 pub(crate) struct Handler {
-    pre: ProxyPre<Host>,
+    kind: Kind,
+    engine: Engine,
     sandbox: Sandbox,
     max_request_body: u64,
     max_response_body: u64,
 }
 
+/// Which wasi:http the component serves, and how its instances are made.
+enum Kind {
+    /// wasi:http 0.2: a fresh instance per request.
+    Proxy(ProxyPre<Host>),
+    /// wasi:http 0.3: instances shared by concurrent requests.
+    Service(service::Service),
+}
+
 impl Handler {
-    /// Links `component` once. Not a proxy component (no
-    /// `wasi:http/incoming-handler@0.2.x`), an import neither WASI nor
-    /// wasi:http provides, and a folder of `sandbox` that cannot be opened
-    /// are errors.
+    /// Links `component` once. A component that exports neither
+    /// `wasi:http/incoming-handler@0.2.x` nor `wasi:http/handler@0.3.x`, an
+    /// import neither WASI nor wasi:http provides, and a folder of `sandbox`
+    /// that cannot be opened are errors. A component exporting both is
+    /// served as a wasi:http 0.3 service, `reuse` instances at a time.
     pub fn new(
         engine: &Engine,
         component: &Component,
         sandbox: &Sandbox,
         max_request_body: u64,
         max_response_body: u64,
+        reuse: Reuse,
     ) -> Result<Handler> {
-        if component.get_export_index(None, INCOMING_HANDLER).is_none() {
+        let kind = if component.get_export_index(None, HANDLER).is_some() {
+            let pre = ServicePre::new(prepare(&linker(engine)?, component)?).map_err(|e| {
+                anyhow::Error::from(e).context(
+                    "the component's `wasi:http/handler` export does not have the type of \
+                     wasi:http 0.3",
+                )
+            })?;
+            Kind::Service(service::handler(pre, sandbox.clone(), reuse))
+        } else if component.get_export_index(None, INCOMING_HANDLER).is_some() {
+            let pre = ProxyPre::new(prepare(&linker(engine)?, component)?).map_err(|e| {
+                anyhow::Error::from(e).context(
+                    "the component's `wasi:http/incoming-handler` export does not have the type \
+                     of wasi:http 0.2",
+                )
+            })?;
+            Kind::Proxy(pre)
+        } else {
             bail!(
-                "the component is not a wasi:http proxy: it does not export \
-                 `wasi:http/incoming-handler@0.2.x` (it exports {})",
+                "the component is not an HTTP service: it exports neither \
+                 `wasi:http/incoming-handler@0.2.x` (wasi:http/proxy) nor \
+                 `wasi:http/handler@0.3.x` (wasi:http/service); it exports {}",
                 export_names(engine, component)
             );
-        }
-        let pre = ProxyPre::new(prepare(&linker(engine)?, component)?).map_err(|e| {
-            anyhow::Error::from(e).context(
-                "the component's `wasi:http/incoming-handler` export does not have the type of \
-                 wasi:http 0.2",
-            )
-        })?;
+        };
         // Open the folders once now: a missing one fails here, not at every
         // request.
         sandbox.handler()?;
         Ok(Handler {
-            pre,
+            kind,
+            engine: engine.clone(),
             sandbox: sandbox.clone(),
             max_request_body,
             max_response_body,
         })
     }
 
-    /// The pre-instantiated component.
-    pub fn pre(&self) -> &ProxyPre<Host> {
-        &self.pre
+    /// The pre-instantiated wasi:http 0.2 component; `None` for a 0.3
+    /// service, whose instances the service makes itself.
+    pub fn pre(&self) -> Option<&ProxyPre<Host>> {
+        match &self.kind {
+            Kind::Proxy(pre) => Some(pre),
+            Kind::Service(_) => None,
+        }
     }
 
-    /// A store for one request's instance, in the request sandbox.
+    /// A store for one instance, in the request sandbox.
     pub fn store(&self) -> Result<Store<Host>> {
         let wasi = self.sandbox.handler()?;
-        Ok(Store::new(self.pre.engine(), Host::new(wasi)))
+        Ok(Store::new(&self.engine, Host::new(wasi)))
     }
 
-    /// Answers `request` with a fresh instance. Never fails: what goes wrong
+    /// Answers `request`. Never fails: what goes wrong
     /// is a 413 (request body over the limit) or a 500 logged to stderr with
     /// the request's method and path.
     pub async fn respond<B>(&self, request: Request<B>) -> Response<ResponseBody>
@@ -95,7 +126,14 @@ impl Handler {
         let over = Arc::new(AtomicBool::new(false));
         let limit = self.max_request_body;
         let request = request.map(|body| LimitedRequest::new(body, limit, over.clone()));
-        match self.handle(request, &name).await {
+        let response = match &self.kind {
+            Kind::Proxy(pre) => self.handle(pre, request, &name).await,
+            Kind::Service(service) => service
+                .handle((), request.map(BodyExt::boxed_unsync))
+                .await
+                .map_err(|e| anyhow::Error::from(e).context("the handler failed")),
+        };
+        match response {
             Ok(response) => {
                 let declared = declared_length(response.headers());
                 if declared.is_some_and(|n| n > self.max_response_body) {
@@ -116,15 +154,16 @@ impl Handler {
         }
     }
 
-    /// Instantiates the component and calls its handler with `request`;
+    /// Instantiates `pre` and calls its handler with `request`;
     /// the response once the handler set it. The handler keeps running in
     /// its own task while the body streams; an error after the response
     /// was set is logged, naming the request `name`.
     async fn handle<B>(
         &self,
+        pre: &ProxyPre<Host>,
         request: Request<B>,
         name: &Arc<str>,
-    ) -> Result<Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody>>
+    ) -> Result<Response<WasiBody>>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Error>,
@@ -134,7 +173,7 @@ impl Handler {
         let http = &mut store.data_mut().http();
         let request = http.new_incoming_request(Scheme::Http, request)?;
         let out = http.new_response_outparam(sender)?;
-        let pre = self.pre.clone();
+        let pre = pre.clone();
         let task = tokio::task::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
@@ -213,7 +252,7 @@ fn log(name: &str, error: &anyhow::Error) {
 
 /// The messages of `error`'s chain joined with `: `, each cut at its first
 /// line, leaving out wasmtime's backtrace header.
-fn one_line(error: &anyhow::Error) -> String {
+pub(crate) fn one_line(error: &anyhow::Error) -> String {
     let parts: Vec<String> = error
         .chain()
         .map(|e| {

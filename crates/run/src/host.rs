@@ -49,13 +49,14 @@ impl WasiHttpView for Host {
     }
 }
 
-/// A linker with WASI 0.2 and 0.3 (wasmtime-wasi) and wasi:http 0.2
+/// A linker with WASI 0.2 and 0.3 (wasmtime-wasi) and wasi:http 0.2 and 0.3
 /// (wasmtime-wasi-http), all asynchronous: instances are driven by tokio.
 pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -64,8 +65,8 @@ pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
 pub(crate) fn prepare(linker: &Linker<Host>, component: &Component) -> Result<InstancePre<Host>> {
     linker.instantiate_pre(component).map_err(|e| {
         anyhow::Error::from(e).context(
-            "the component needs an import that neither WASI (0.2 or 0.3) nor wasi:http 0.2 \
-             provides (componentize run and serve provide only those)",
+            "the component needs an import that neither WASI (0.2 or 0.3) nor wasi:http (0.2 or \
+             0.3) provides (componentize run and serve provide only those)",
         )
     })
 }

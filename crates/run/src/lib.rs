@@ -1,11 +1,11 @@
 //! Runs the components componentize builds, in wasmtime 48: a wasi:cli
 //! command ([`run_command`]), one exported function given as a WAVE call
-//! ([`invoke`]), or a `wasi:http/proxy` component as an HTTP/1.1 server
-//! ([`Server`], [`serve`]). These are `componentize run` and `componentize
-//! serve`.
+//! ([`invoke`]), or a wasi:http component (a 0.2 `wasi:http/proxy` or a 0.3
+//! `wasi:http/service`) as an HTTP/1.1 server ([`Server`], [`serve`]). These
+//! are `componentize run` and `componentize serve`.
 //!
-//! Every component runs with WASI 0.2 from wasmtime-wasi and wasi:http from
-//! wasmtime-wasi-http; outgoing HTTP requests go out over plain HTTP/1.1
+//! Every component runs with WASI 0.2 and 0.3 from wasmtime-wasi and
+//! wasi:http 0.2 and 0.3 from wasmtime-wasi-http; outgoing HTTP requests go out over plain HTTP/1.1
 //! ([`componentize_outgoing::PlainHttp`]). What a component sees of the host
 //! is its [`Sandbox`]: the folders and environment variables granted with
 //! `--dir` and `--env`, spelled like `wasmtime run` (no network sockets, as in
@@ -40,10 +40,12 @@ mod host;
 mod sandbox;
 // A wasi:cli command or an exported function.
 mod command;
-// A wasi:http/proxy server: connections, one request, body limits.
+// An HTTP server: connections, one request, body limits, shared 0.3
+// instances.
 mod handler;
 mod limits;
 mod serve;
+mod service;
 
 pub use command::{TRAP_EXIT_CODE, exit_code, invoke, run_command};
 pub use engine::{DENSE_IMAGE_LIMIT, engine, load, precompile};
@@ -51,4 +53,8 @@ pub use handler::ResponseBody;
 pub use host::{Host, linker};
 pub use limits::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY, parse_bytes};
 pub use sandbox::Sandbox;
-pub use serve::{DEFAULT_ADDR, SHUTDOWN_GRACE, ServeOptions, Server, serve};
+pub use serve::{
+    DEFAULT_ADDR, DEFAULT_INSTANCE_CONCURRENCY, DEFAULT_INSTANCE_REUSE, SHUTDOWN_GRACE,
+    ServeOptions, Server, serve,
+};
+pub use service::IDLE_INSTANCE_TIMEOUT;

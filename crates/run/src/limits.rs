@@ -8,8 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
-use wasmtime_wasi_http::Error;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{Error, WasiBody};
 
 /// Default request body limit: 16 MiB, larger than any form or JSON post,
 /// small enough that a stray upload cannot fill the host's memory (a guest
@@ -112,7 +111,7 @@ where
 /// and the client sees an incomplete response) once more than `max` bytes
 /// were sent, logging one line naming the request.
 pub(crate) struct LimitedResponse {
-    inner: HyperOutgoingBody,
+    inner: WasiBody,
     sent: u64,
     max: u64,
     request: Arc<str>,
@@ -121,7 +120,7 @@ pub(crate) struct LimitedResponse {
 impl LimitedResponse {
     /// `inner`, the body of the response to `request` (`GET /path`),
     /// limited to `max` bytes.
-    pub fn new(inner: HyperOutgoingBody, max: u64, request: Arc<str>) -> Self {
+    pub fn new(inner: WasiBody, max: u64, request: Arc<str>) -> Self {
         LimitedResponse {
             inner,
             sent: 0,

@@ -1,11 +1,13 @@
-//! `componentize serve`: a wasi:http/proxy component as an HTTP/1.1
-//! server, a connection per tokio task, a fresh instance per request, a
-//! graceful shutdown on SIGINT and SIGTERM.
+//! `componentize serve`: a wasi:http component as an HTTP/1.1 server, a
+//! connection per tokio task, a graceful shutdown on SIGINT and SIGTERM. A
+//! wasi:http 0.2 proxy gets a fresh instance per request; a wasi:http 0.3
+//! service answers many requests with one instance, concurrently.
 
 use crate::handler::{Handler, ResponseBody};
 use crate::host::Host;
 use crate::limits::{DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_RESPONSE_BODY};
 use crate::sandbox::Sandbox;
+use crate::service::Reuse;
 use anyhow::{Context, Result};
 use http::{Request, Response};
 use hyper::body::{Body, Bytes};
@@ -25,16 +27,26 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 /// The address `componentize serve` listens on by default: this host only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
+/// How many requests one instance of a wasi:http 0.3 service answers by
+/// default before a new one takes over (as `wasmtime serve`).
+pub const DEFAULT_INSTANCE_REUSE: usize = 128;
+
+/// How many requests one instance of a wasi:http 0.3 service answers at the
+/// same time by default (as `wasmtime serve`).
+pub const DEFAULT_INSTANCE_CONCURRENCY: usize = 16;
+
 /// How long a shutdown waits for requests in flight before it closes their
 /// connections.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Where the server listens, what each instance sees, and the body limits.
+/// Where the server listens, what each instance sees, the body limits, and
+/// how wasi:http 0.3 instances are shared.
 ///
 /// With the `cli` feature this is a set of `clap` arguments: `--addr`,
 /// [`Sandbox`]'s `--dir` and `--env`, `--max-request-body` and
 /// `--max-response-body` (sizes as [`parse_bytes`](crate::parse_bytes)
-/// reads them).
+/// reads them), `--max-instance-reuse-count` and
+/// `--max-instance-concurrent-reuse-count` (spelled as in `wasmtime serve`).
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
@@ -56,6 +68,23 @@ pub struct ServeOptions {
         arg(long, value_name = "BYTES", default_value = "256MiB", value_parser = crate::parse_bytes)
     )]
     pub max_response_body: u64,
+    /// A wasi:http 0.3 service: how many requests one instance answers
+    /// before a fresh one (from the snapshot) takes over. No effect on
+    /// wasi:http 0.2, whose every request gets a fresh instance.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "N", default_value_t = DEFAULT_INSTANCE_REUSE,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))
+    )]
+    pub max_instance_reuse_count: usize,
+    /// A wasi:http 0.3 service: how many requests one instance answers at
+    /// the same time; more start another instance.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_name = "N", default_value_t = DEFAULT_INSTANCE_CONCURRENCY,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))
+    )]
+    pub max_instance_concurrent_reuse_count: usize,
     /// What each request's instance sees (last: clap gives the fields after
     /// it its help heading).
     #[cfg_attr(feature = "cli", command(flatten))]
@@ -69,13 +98,19 @@ impl Default for ServeOptions {
             sandbox: Sandbox::default(),
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             max_response_body: DEFAULT_MAX_RESPONSE_BODY,
+            max_instance_reuse_count: DEFAULT_INSTANCE_REUSE,
+            max_instance_concurrent_reuse_count: DEFAULT_INSTANCE_CONCURRENCY,
         }
     }
 }
 
-/// A wasi:http/proxy component ready to answer requests: linked once, each
-/// request then gets a fresh instance (so no state of one request reaches
-/// the next; state of the snapshot is in every instance). Cloning is cheap.
+/// A wasi:http component ready to answer requests, linked once. Each
+/// request to a wasi:http 0.2 proxy gets a fresh instance, so no state of
+/// one request reaches the next. A wasi:http 0.3 service answers up to
+/// `--max-instance-concurrent-reuse-count` requests at once with one
+/// instance, and `--max-instance-reuse-count` in all, so its global state
+/// is shared by those requests. Either way every instance starts from the
+/// snapshot. Cloning is cheap.
 #[derive(Clone)]
 pub struct Server {
     handler: Arc<Handler>,
@@ -83,10 +118,10 @@ pub struct Server {
 
 impl Server {
     /// Links `component` for serving with `options` (the address is used by
-    /// [`serve`] only). Not a proxy component (no
-    /// `wasi:http/incoming-handler@0.2.x`), an import neither WASI nor
-    /// wasi:http provides, and a `--dir` folder that cannot be opened are
-    /// errors.
+    /// [`serve`] only). A component that exports neither
+    /// `wasi:http/incoming-handler@0.2.x` nor `wasi:http/handler@0.3.x`, an
+    /// import neither WASI nor wasi:http provides, and a `--dir` folder that
+    /// cannot be opened are errors.
     pub fn new(engine: &Engine, component: &Component, options: &ServeOptions) -> Result<Server> {
         let handler = Handler::new(
             engine,
@@ -94,14 +129,18 @@ impl Server {
             &options.sandbox,
             options.max_request_body,
             options.max_response_body,
+            Reuse {
+                requests: options.max_instance_reuse_count,
+                concurrent: options.max_instance_concurrent_reuse_count,
+            },
         )?;
         Ok(Server {
             handler: Arc::new(handler),
         })
     }
 
-    /// Answers one request in process, as a connection would: a fresh
-    /// instance, the body limits, 500 for a failed handler. The request
+    /// Answers one request in process, as a connection would: an instance
+    /// (fresh for wasi:http 0.2), the body limits, 500 for a failed handler. The request
     /// needs an authority (an absolute URI or a `host` header).
     pub async fn respond<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
@@ -111,8 +150,9 @@ impl Server {
         self.handler.respond(request).await
     }
 
-    /// The pre-instantiated component every request is served from.
-    pub fn pre(&self) -> &ProxyPre<Host> {
+    /// The pre-instantiated wasi:http 0.2 component every request is served
+    /// from; `None` for a wasi:http 0.3 service.
+    pub fn pre(&self) -> Option<&ProxyPre<Host>> {
         self.handler.pre()
     }
 

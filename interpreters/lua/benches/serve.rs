@@ -9,7 +9,10 @@
 //!     init export, then `handle` (what every request would cost without
 //!     init at build time);
 //!   - instantiating the snapshot from the server's pre-instantiated
-//!     component alone (no call), in microseconds.
+//!     component alone (no call), in microseconds;
+//!   - the same `GET /hello` from the wasi:http 0.3 example
+//!     (examples/http-p3), whose instances answer many requests each, with
+//!     16 connections: requests per second against the 0.2 example's.
 //!
 //! `cargo bench -p componentize-lua --bench serve` (needs `bash
 //! toolchain/build.sh`). `LUA_BENCH_SAMPLES=N` sets the number of requests
@@ -39,9 +42,33 @@ fn wt<T>(r: wasmtime::Result<T>) -> Result<T> {
     r.map_err(anyhow::Error::from)
 }
 
-/// The example's folder.
-fn example() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/http")
+/// An example's folder: `http` (wasi:http 0.2) or `http-p3`.
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// Serves `server` on a free port of 127.0.0.1 until the sender is used or
+/// dropped: the address, the sender, and the server's task.
+async fn start(
+    server: Server,
+) -> Result<(
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(async move {
+        server
+            .run(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok((addr, stop, serving))
 }
 
 /// Sorted latencies: the value at `fraction` (0.5 = median).
@@ -167,13 +194,16 @@ fn main() -> Result<()> {
         .dependencies()
         .pop()
         .context("the Lua binding lists no libc")?;
-    let script = std::fs::read(example().join("app.lua"))?;
+    let script = std::fs::read(example("http").join("app.lua"))?;
+    let build = |name: &str| {
+        Pipeline::new(Source::path(binding.interpreter().path), example(name))
+            .script(Source::path(example(name).join("app.lua")))
+            .search_path(libc.path.parent().context("libc's folder")?)
+            .run(&mut |_| {})
+    };
 
     let t = Instant::now();
-    let built = Pipeline::new(Source::path(binding.interpreter().path), example())
-        .script(Source::path(example().join("app.lua")))
-        .search_path(libc.path.parent().context("libc's folder")?)
-        .run(&mut |_| {})?;
+    let built = build("http")?;
     println!(
         "build:         {:>10.2?}  snapshot {} bytes, linked (no snapshot) {} bytes",
         t.elapsed(),
@@ -194,24 +224,14 @@ fn main() -> Result<()> {
     let snapshot_pre = wt(linker.instantiate_pre(&snapshot))?;
     let linked_pre = wt(linker.instantiate_pre(&linked))?;
     let server = Server::new(&engine, &snapshot, &ServeOptions::default())?;
+    let p3 = wt(Component::new(&engine, &build("http-p3")?.component))?;
+    let p3_server = Server::new(&engine, &p3, &ServeOptions::default())?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?.to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let serving = {
-            let server = server.clone();
-            tokio::spawn(async move {
-                server
-                    .run(listener, async {
-                        let _ = stopped.await;
-                    })
-                    .await
-            })
-        };
+        let (addr, stop, serving) = start(server.clone()).await?;
 
         // Warm up: page faults, lazily initialized wasmtime state.
         load(&addr, 1, 10).await?;
@@ -248,7 +268,8 @@ fn main() -> Result<()> {
         let instantiate = median(samples, || async {
             let mut store = server.store()?;
             let t = Instant::now();
-            wt(server.pre().instantiate_async(&mut store).await)?;
+            let pre = server.pre().context("the 0.2 example is served from a ProxyPre")?;
+            wt(pre.instantiate_async(&mut store).await)?;
             Ok(t.elapsed())
         })
         .await?;
@@ -258,6 +279,25 @@ fn main() -> Result<()> {
             100.0 * instantiate.as_secs_f64() / with.as_secs_f64()
         );
 
+        let _ = stop.send(());
+        serving.await?;
+
+        // The 0.3 example: the same route, its instances shared by up to 16
+        // requests at once (the default, as `wasmtime serve`).
+        let (addr, stop, serving) = start(p3_server).await?;
+        load(&addr, 16, 10).await?;
+        let (latencies, wall) = load(&addr, 16, samples).await?;
+        let rps = latencies.len() as f64 / wall.as_secs_f64();
+        println!("GET {PATH}, wasi:http 0.3 (examples/http-p3), 16 connections:");
+        println!(
+            "  {rps:>8.0} requests/s  p50 {:>9.2?}  p99 {:>9.2?}",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+        );
+        println!(
+            "  wasi:http 0.3 / 0.2 with 16 connections: {:.2}x the requests per second",
+            rps / throughput[1]
+        );
         let _ = stop.send(());
         serving.await?;
         anyhow::Ok(())

@@ -27,6 +27,12 @@
  *                               and as a to-be-closed variable)
  * One operation at a time per end: a second coroutine reading the same end
  * while a read is in flight gets a Lua error.
+ *
+ * The component model keeps apart the future (and stream) types of
+ * different functions even when their payloads are the same, and a handle
+ * of one cannot be passed as another. So a pair from componentize.async is
+ * made lazily: its type is the one of the first function its readable end
+ * is passed to, or the first with that payload if an end is used before.
  */
 #include "binding.h"
 
@@ -46,9 +52,11 @@ static const char *const LB_END_META[] = {"componentize.stream-reader", "compone
                                           "componentize.future-reader", "componentize.future-writer"};
 
 typedef struct lb_end {
-  uint32_t handle; /* 0 once closed or moved out */
+  uint32_t handle; /* 0 once closed or moved out, or while unmade */
   size_t ty;       /* index into wit->streams or wit->futures */
   int kind;
+  bool unmade;     /* from componentize.async, the pair not created yet; the
+                      other end is the user value until it is */
   bool busy;       /* a read or write is in flight */
   bool done;       /* the other end is gone (or a future's value went) */
   bool written;    /* future writer: a value was written */
@@ -191,7 +199,7 @@ static void lb_push_normal_spelling(lua_State *L, const char *s) {
 /* ---- the userdata ------------------------------------------------------- */
 
 static lb_end *lb_push_end(lua_State *L, int kind, size_t ty, uint32_t handle) {
-  lb_end *e = lua_newuserdatauv(L, sizeof *e, 0);
+  lb_end *e = lua_newuserdatauv(L, sizeof *e, 1);
   *e = (lb_end){.handle = handle, .ty = ty, .kind = kind};
   luaL_setmetatable(L, LB_END_META[kind]);
   return e;
@@ -206,9 +214,33 @@ static lb_end *lb_test_end(lua_State *L, int idx) {
   return NULL;
 }
 
+/* Creates the pair of the unmade end at idx, with type ty, for it and the
+ * other end; then they no longer hold each other. */
+static void lb_end_make(lua_State *L, int idx, size_t ty) {
+  lb_end *e = lua_touserdata(L, idx);
+  if (!e->unmade) return;
+  idx = lua_absindex(L, idx);
+  lua_getiuservalue(L, idx, 1);
+  lb_end *other = lua_touserdata(L, -1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, 1);
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, 1);
+  bool stream = lb_end_is_stream(e);
+  uint64_t ends = stream ? LB.wit->streams[ty].new() : LB.wit->futures[ty].new();
+  lb_end *reader = lb_end_is_writer(e) ? other : e;
+  lb_end *writer = reader == e ? other : e;
+  reader->handle = (uint32_t)ends;
+  writer->handle = (uint32_t)(ends >> 32);
+  reader->ty = writer->ty = ty;
+  reader->unmade = writer->unmade = false;
+}
+
 static lb_end *lb_check_end(lua_State *L, int idx, const char *op) {
   lb_end *e = lb_test_end(L, idx);
   if (!e) luaL_typeerror(L, idx, "a future or stream end");
+  lb_end_make(L, idx, e->ty);
   if (!e->handle) luaL_error(L, "%s: the %s is closed (or was passed on)", op, LB_END_META[e->kind] + 13);
   if (e->busy) luaL_error(L, "%s: another coroutine is already using this %s", op, LB_END_META[e->kind] + 13);
   return e;
@@ -228,11 +260,12 @@ static void lb_end_drop(lb_end *e) {
 static int lb_end_close(lua_State *L) {
   lb_end *e = lb_test_end(L, 1);
   if (!e) return luaL_typeerror(L, 1, "a future or stream end");
-  if (!e->handle) return 0;
+  if (!e->handle && !e->unmade) return 0;
   if (e->busy) return luaL_error(L, "close: another coroutine is using this %s", LB_END_META[e->kind] + 13);
   if (e->kind == LB_FUTURE_WRITER && !e->written && !e->done)
     return luaL_error(L, "close: write the future's value first (the component model traps when the "
                          "writable end of a future is dropped before a value was written)");
+  lb_end_make(L, 1, e->ty);
   lb_end_drop(e);
   return 0;
 }
@@ -252,7 +285,7 @@ static int lb_end_tostring(lua_State *L) {
   const char *payload = lua_tostring(L, -1);
   lua_pushfstring(L, "%s%s%s%s %s (%s)", lb_end_is_stream(e) ? "stream" : "future", *payload ? "<" : "",
                   payload, *payload ? ">" : "", lb_end_is_writer(e) ? "writer" : "reader",
-                  e->handle ? (e->busy ? "busy" : "open") : "closed");
+                  e->handle || e->unmade ? (e->busy ? "busy" : "open") : "closed");
   return 1;
 }
 
@@ -464,24 +497,20 @@ void wit_dylib_push_future(void *cx, size_t ty, uint32_t h) { lb_push_end(LB_L(c
 
 void wit_dylib_push_stream(void *cx, size_t ty, uint32_t h) { lb_push_end(LB_L(cx), LB_STREAM_READER, ty, h); }
 
-/* The readable end on top (checked by lb_check_end_value) is moved out. */
-static uint32_t lb_pop_end(lua_State *L) {
+/* The readable end on top (checked by lb_check_end_value) is moved out,
+ * as one of type ty. */
+static uint32_t lb_pop_end(lua_State *L, size_t ty) {
   lb_end *e = lua_touserdata(L, -1);
+  lb_end_make(L, -1, ty);
   uint32_t h = e->handle;
   e->handle = 0;
   lua_pop(L, 1);
   return h;
 }
 
-uint32_t wit_dylib_pop_future(void *cx, size_t ty) {
-  (void)ty;
-  return lb_pop_end(LB_L(cx));
-}
+uint32_t wit_dylib_pop_future(void *cx, size_t ty) { return lb_pop_end(LB_L(cx), ty); }
 
-uint32_t wit_dylib_pop_stream(void *cx, size_t ty) {
-  (void)ty;
-  return lb_pop_end(LB_L(cx));
-}
+uint32_t wit_dylib_pop_stream(void *cx, size_t ty) { return lb_pop_end(LB_L(cx), ty); }
 
 /* For lb_check: is the value at idx an open readable end that fits ty (a
  * future or stream type)? On failure writes the problem to `why`. */
@@ -500,14 +529,23 @@ static bool lb_check_end_value(lua_State *L, int idx, wit_type_t ty, char *why, 
              e ? LB_END_META[e->kind] + 13 : luaL_typename(L, idx));
   } else if (lb_end_is_writer(e)) {
     snprintf(why, len, "expected the readable end of a %s, got its writable end (pass the reader)", wanted);
-  } else if (!e->handle || e->busy) {
+  } else if ((!e->handle && !e->unmade) || e->busy) {
     snprintf(why, len, "the %s reader is %s", wanted, e->handle ? "being read" : "closed (or was passed on)");
   } else {
     /* Types compare by structure, as the component model's do. */
     lb_push_payload_spelling(L, want);
     lb_push_payload_spelling(L, lb_end_payload(e).ty);
     ok = strcmp(lua_tostring(L, -1), lua_tostring(L, -2)) == 0;
-    if (!ok) snprintf(why, len, "expected the readable end of a %s, got one whose payload is %s", wanted, lua_tostring(L, -1));
+    if (!ok) {
+      snprintf(why, len, "expected the readable end of a %s, got one whose payload is %s", wanted, lua_tostring(L, -1));
+    } else if (!e->unmade && e->ty != WIT_TYPE_INDEX(ty)) {
+      ok = false;
+      snprintf(why, len,
+               "expected the readable end of a %s, got one of another function's %s type with the same "
+               "payload, which the component model keeps apart (an end from componentize.async takes "
+               "the type of the first function it is passed to): make a new one for this call",
+               wanted, stream ? "stream" : "future");
+    }
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
@@ -538,14 +576,21 @@ static int lb_async_new(lua_State *L) {
     lua_pop(L, 1);
     if (match) {
       lua_pop(L, 2);
-      uint64_t ends = stream ? LB.wit->streams[i].new() : LB.wit->futures[i].new();
-      lb_push_end(L, stream ? LB_STREAM_READER : LB_FUTURE_READER, i, (uint32_t)ends);
-      lb_push_end(L, stream ? LB_STREAM_WRITER : LB_FUTURE_WRITER, i, (uint32_t)(ends >> 32));
+      lb_push_end(L, stream ? LB_STREAM_READER : LB_FUTURE_READER, i, 0)->unmade = true;
+      lb_push_end(L, stream ? LB_STREAM_WRITER : LB_FUTURE_WRITER, i, 0)->unmade = true;
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, -3, 1);
+      lua_pushvalue(L, -2);
+      lua_setiuservalue(L, -2, 1);
       return 2;
     }
-    lua_pushfstring(L, "%s%s\"%s\"", lua_tostring(L, -2), lua_rawlen(L, -2) ? ", " : "", lua_tostring(L, -1));
-    lua_replace(L, -3);
-    lua_pop(L, 1);
+    /* Each spelling once: several functions may carry the same payload. */
+    lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
+    if (!strstr(lua_tostring(L, -3), lua_tostring(L, -1))) {
+      lua_pushfstring(L, "%s%s%s", lua_tostring(L, -3), lua_rawlen(L, -3) ? ", " : "", lua_tostring(L, -1));
+      lua_replace(L, -4);
+    }
+    lua_pop(L, 2);
   }
   return luaL_error(L, "%s(\"%s\"): the world has no %s with that payload (the payloads its functions "
                        "carry: %s)",

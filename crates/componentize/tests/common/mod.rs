@@ -87,6 +87,11 @@ pub fn http_example() -> PathBuf {
     componentize_testkit::repo_file("interpreters/lua/examples/http")
 }
 
+/// The Lua wasi:http 0.3 example, `interpreters/lua/examples/http-p3`.
+pub fn http_p3_example() -> PathBuf {
+    componentize_testkit::repo_file("interpreters/lua/examples/http-p3")
+}
+
 /// `componentize` building `world` with the Lua binding and `script` into
 /// `out`, quietly, with the stage cache in `cache`.
 pub fn build_lua(world: &Path, script: &Path, out: &Path, cache: &Path) {
