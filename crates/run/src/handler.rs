@@ -7,7 +7,7 @@
 use crate::host::{Host, export_names, linker, prepare};
 use crate::limits::{LimitedRequest, LimitedResponse};
 use crate::sandbox::Sandbox;
-use crate::service::{self, HANDLER, Reuse};
+use crate::service::{HANDLER, Reuse, Service};
 use anyhow::{Result, anyhow, bail};
 use http::{Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -43,7 +43,7 @@ enum Kind {
     /// wasi:http 0.2: a fresh instance per request.
     Proxy(ProxyPre<Host>),
     /// wasi:http 0.3: instances shared by concurrent requests.
-    Service(service::Service),
+    Service(Service),
 }
 
 impl Handler {
@@ -60,29 +60,33 @@ impl Handler {
         max_response_body: u64,
         reuse: Reuse,
     ) -> Result<Handler> {
-        let kind = if component.get_export_index(None, HANDLER).is_some() {
-            let pre = ServicePre::new(prepare(&linker(engine)?, component)?).map_err(|e| {
-                anyhow::Error::from(e).context(
-                    "the component's `wasi:http/handler` export does not have the type of \
-                     wasi:http 0.3",
-                )
-            })?;
-            Kind::Service(service::handler(pre, sandbox.clone(), reuse))
-        } else if component.get_export_index(None, INCOMING_HANDLER).is_some() {
-            let pre = ProxyPre::new(prepare(&linker(engine)?, component)?).map_err(|e| {
-                anyhow::Error::from(e).context(
-                    "the component's `wasi:http/incoming-handler` export does not have the type \
-                     of wasi:http 0.2",
-                )
-            })?;
-            Kind::Proxy(pre)
-        } else {
+        let exports = |name| component.get_export_index(None, name).is_some();
+        let (p3, p2) = (exports(HANDLER), exports(INCOMING_HANDLER));
+        if !p3 && !p2 {
             bail!(
                 "the component is not an HTTP service: it exports neither \
                  `wasi:http/incoming-handler@0.2.x` (wasi:http/proxy) nor \
                  `wasi:http/handler@0.3.x` (wasi:http/service); it exports {}",
                 export_names(engine, component)
             );
+        }
+        let pre = prepare(&linker(engine)?, component)?;
+        let kind = if p3 {
+            let pre = ServicePre::new(pre).map_err(|e| {
+                anyhow::Error::from(e).context(
+                    "the component's `wasi:http/handler` export does not have the type of \
+                     wasi:http 0.3",
+                )
+            })?;
+            Kind::Service(Service::new(pre, sandbox.clone(), reuse))
+        } else {
+            let pre = ProxyPre::new(pre).map_err(|e| {
+                anyhow::Error::from(e).context(
+                    "the component's `wasi:http/incoming-handler` export does not have the type \
+                     of wasi:http 0.2",
+                )
+            })?;
+            Kind::Proxy(pre)
         };
         // Open the folders once now: a missing one fails here, not at every
         // request.
@@ -107,8 +111,15 @@ impl Handler {
 
     /// A store for one instance, in the request sandbox.
     pub fn store(&self) -> Result<Store<Host>> {
-        let wasi = self.sandbox.handler()?;
-        Ok(Store::new(&self.engine, Host::new(wasi)))
+        Host::store(&self.engine, &self.sandbox)
+    }
+
+    /// Says that the server stopped: wasi:http 0.3 instances dropped from
+    /// now on (with the runtime) are not failures to log.
+    pub fn stopped(&self) {
+        if let Kind::Service(service) = &self.kind {
+            service.stopped();
+        }
     }
 
     /// Answers `request`. Never fails: what goes wrong
@@ -129,9 +140,9 @@ impl Handler {
         let response = match &self.kind {
             Kind::Proxy(pre) => self.handle(pre, request, &name).await,
             Kind::Service(service) => service
-                .handle((), request.map(BodyExt::boxed_unsync))
+                .handle(request.map(BodyExt::boxed_unsync))
                 .await
-                .map_err(|e| anyhow::Error::from(e).context("the handler failed")),
+                .map_err(|e| e.context("the handler failed")),
         };
         match response {
             Ok(response) => {

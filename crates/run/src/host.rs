@@ -1,10 +1,11 @@
 //! What a store holds for one instance (WASI, wasi:http and their resource
 //! table) and the linker that gives a component WASI 0.2 and wasi:http.
 
+use crate::sandbox::Sandbox;
 use anyhow::Result;
 use componentize_outgoing::PlainHttp;
-use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -19,6 +20,12 @@ pub struct Host {
 }
 
 impl Host {
+    /// A store for one instance of a server's component, in its request
+    /// sandbox.
+    pub(crate) fn store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
+        Ok(Store::new(engine, Host::new(sandbox.handler()?)))
+    }
+
     /// A host for an instance that sees `wasi`.
     pub fn new(wasi: WasiCtx) -> Host {
         Host {

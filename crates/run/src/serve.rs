@@ -200,6 +200,7 @@ impl Server {
             );
             connections.abort_all();
         }
+        self.handler.stopped();
     }
 }
 

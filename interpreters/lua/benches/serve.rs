@@ -166,6 +166,20 @@ async fn in_process(
     Ok(elapsed)
 }
 
+/// `requests` GETs over `connections` connections to `addr`, printed as
+/// one line after `label`: requests per second, p50 and p99. Returns the
+/// requests per second.
+async fn throughput(addr: &str, connections: usize, requests: usize, label: &str) -> Result<f64> {
+    let (latencies, wall) = load(addr, connections, requests).await?;
+    let rps = latencies.len() as f64 / wall.as_secs_f64();
+    println!(
+        "  {label}{rps:>8.0} requests/s  p50 {:>9.2?}  p99 {:>9.2?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    );
+    Ok(rps)
+}
+
 /// Median of `samples` runs of `f`, after one warm-up.
 async fn median<F, Fut>(samples: usize, mut f: F) -> Result<Duration>
 where
@@ -235,21 +249,15 @@ fn main() -> Result<()> {
 
         // Warm up: page faults, lazily initialized wasmtime state.
         load(&addr, 1, 10).await?;
-        let mut throughput = Vec::new();
+        let mut rates = Vec::new();
         println!("GET {PATH} over HTTP on 127.0.0.1, {samples} requests each:");
         for connections in [1, 16] {
-            let (latencies, wall) = load(&addr, connections, samples).await?;
-            let rps = latencies.len() as f64 / wall.as_secs_f64();
-            throughput.push(rps);
-            println!(
-                "  {connections:>2} connection(s): {rps:>8.0} requests/s  p50 {:>9.2?}  p99 {:>9.2?}",
-                percentile(&latencies, 0.5),
-                percentile(&latencies, 0.99),
-            );
+            let label = format!("{connections:>2} connection(s): ");
+            rates.push(throughput(&addr, connections, samples, &label).await?);
         }
         println!(
             "  16 connections / 1 connection: {:.2}x the requests per second",
-            throughput[1] / throughput[0]
+            rates[1] / rates[0]
         );
 
         let with = median(samples, || in_process(&engine, &snapshot_pre, None)).await?;
@@ -286,17 +294,11 @@ fn main() -> Result<()> {
         // requests at once (the default, as `wasmtime serve`).
         let (addr, stop, serving) = start(p3_server).await?;
         load(&addr, 16, 10).await?;
-        let (latencies, wall) = load(&addr, 16, samples).await?;
-        let rps = latencies.len() as f64 / wall.as_secs_f64();
-        println!("GET {PATH}, wasi:http 0.3 (examples/http-p3), 16 connections:");
-        println!(
-            "  {rps:>8.0} requests/s  p50 {:>9.2?}  p99 {:>9.2?}",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99),
-        );
+        println!("GET {PATH}, wasi:http 0.3 (examples/http-p3):");
+        let rps = throughput(&addr, 16, samples, "16 connection(s): ").await?;
         println!(
             "  wasi:http 0.3 / 0.2 with 16 connections: {:.2}x the requests per second",
-            rps / throughput[1]
+            rps / rates[1]
         );
         let _ = stop.send(());
         serving.await?;
