@@ -305,7 +305,11 @@ uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p
  * functions). The task context slot of the running task, as
  * `context.get`/`context.set` of slot 0, and what a task waits on its async
  * imports with: `waitable-set.new`/`.drop`, `waitable.join` and
- * `subtask.drop`. An interpreter that imports the `$root` built-ins itself
+ * `subtask.drop`; and what cancels: `subtask.cancel` (synchronous: it
+ * returns the subtask's final state, RETURNED (2) once its result is
+ * written, else START_CANCELLED (3) or RETURN_CANCELLED (4)) and
+ * `task.cancel`, which ends an export's task without a result after its
+ * caller cancelled it (event TASK_CANCELLED, 6). An interpreter that imports the `$root` built-ins itself
  * makes every component use component-model async, sync worlds too;
  * declared weak instead, these are defined by a library the link stage
  * adds only when the world has an async export, and are trapping stubs
@@ -317,6 +321,8 @@ __attribute__((weak)) uint32_t componentize_waitable_set_new(void);
 __attribute__((weak)) void componentize_waitable_set_drop(uint32_t set);
 __attribute__((weak)) void componentize_waitable_join(uint32_t waitable, uint32_t set);
 __attribute__((weak)) void componentize_subtask_drop(uint32_t subtask);
+__attribute__((weak)) uint32_t componentize_subtask_cancel(uint32_t subtask);
+__attribute__((weak)) void componentize_task_cancel(void);
 /* An exported resource's handle was dropped: `rep` is what was passed to
  * resources[ty].new. */
 void wit_dylib_resource_dtor(size_t ty, size_t rep);

@@ -30,32 +30,100 @@ pub(crate) const INTRINSIC_STUBS_LIBRARY: &str = "componentize:missing-intrinsic
 /// task built-ins of async exports (`task_context`).
 pub(crate) const TASK_CONTEXT_LIBRARY: &str = "componentize-task-context.so";
 
-/// The task built-ins an interpreter imports, weakly, from `env` (declared
-/// in componentize.h), each with the component-model built-in it calls
-/// (imported from `$root`, as wit-component names them) and its numbers of
-/// `i32` parameters and results.
-pub(crate) const TASK_BUILTINS: [(&str, &str, usize, usize); 6] = [
-    (
+/// The module of most component-model built-ins, as wit-component names it.
+const ROOT_BUILTINS: &str = componentize_generate::ROOT;
+
+/// The module of the built-ins that act on the running export's task
+/// (`task.cancel`), as wit-component names it.
+const EXPORT_ROOT_BUILTINS: &str = "[export]$root";
+
+/// A task built-in an interpreter imports, weakly, from `env` (declared in
+/// componentize.h): the component-model built-in it calls, where
+/// wit-component has that built-in, and its numbers of `i32` parameters and
+/// results.
+pub(crate) struct TaskBuiltin {
+    pub name: &'static str,
+    pub module: &'static str,
+    pub builtin: &'static str,
+    pub params: usize,
+    pub results: usize,
+}
+
+const fn task_builtin(
+    name: &'static str,
+    module: &'static str,
+    builtin: &'static str,
+    params: usize,
+    results: usize,
+) -> TaskBuiltin {
+    TaskBuiltin {
+        name,
+        module,
+        builtin,
+        params,
+        results,
+    }
+}
+
+/// Every task built-in the task-context library defines.
+pub(crate) const TASK_BUILTINS: [TaskBuiltin; 8] = [
+    task_builtin(
         "componentize_task_context_get",
+        ROOT_BUILTINS,
         componentize_generate::CONTEXT_GET_0,
         0,
         1,
     ),
-    (
+    task_builtin(
         "componentize_task_context_set",
+        ROOT_BUILTINS,
         componentize_generate::CONTEXT_SET_0,
         1,
         0,
     ),
-    ("componentize_waitable_set_new", "[waitable-set-new]", 0, 1),
-    (
+    task_builtin(
+        "componentize_waitable_set_new",
+        ROOT_BUILTINS,
+        "[waitable-set-new]",
+        0,
+        1,
+    ),
+    task_builtin(
         "componentize_waitable_set_drop",
+        ROOT_BUILTINS,
         "[waitable-set-drop]",
         1,
         0,
     ),
-    ("componentize_waitable_join", "[waitable-join]", 2, 0),
-    ("componentize_subtask_drop", "[subtask-drop]", 1, 0),
+    task_builtin(
+        "componentize_waitable_join",
+        ROOT_BUILTINS,
+        "[waitable-join]",
+        2,
+        0,
+    ),
+    task_builtin(
+        "componentize_subtask_drop",
+        ROOT_BUILTINS,
+        "[subtask-drop]",
+        1,
+        0,
+    ),
+    // Synchronous: it returns once the subtask has returned or cancelled.
+    task_builtin(
+        "componentize_subtask_cancel",
+        ROOT_BUILTINS,
+        "[subtask-cancel]",
+        1,
+        1,
+    ),
+    task_builtin(
+        "componentize_task_cancel",
+        EXPORT_ROOT_BUILTINS,
+        "[task-cancel]",
+        0,
+        0,
+    ),
 ];
 
 /// The custom section holding a dynamic library's linking metadata.

@@ -1,7 +1,9 @@
 //! The library the link stage makes for an interpreter that runs async
 //! exports: `componentize_task_context_get`/`_set` over the component
-//! model's `context.get`/`context.set` of slot 0, and the waitable-set and
-//! subtask built-ins an async import's caller waits with.
+//! model's `context.get`/`context.set` of slot 0, the waitable-set and
+//! subtask built-ins an async import's caller waits with, and the two that
+//! cancel: `subtask.cancel` (of an import call) and `task.cancel` (of the
+//! export's own task, once its caller cancelled it).
 //!
 //! An interpreter finds the task an async export's callback is for in the
 //! task's context slot. Importing the built-ins itself (from `$root`) would
@@ -16,7 +18,6 @@ use crate::abi::{DYLINK_SECTION, TASK_BUILTINS, TASK_CONTEXT_LIBRARY};
 use crate::dylib::{Dylib, Wit};
 use crate::report::Origin;
 use anyhow::Result;
-use componentize_generate::ROOT;
 use std::borrow::Cow;
 use wasm_encoder::{
     CodeSection, CustomSection, EntityType, ExportKind, ExportSection, Function, FunctionSection,
@@ -28,7 +29,7 @@ use wit_parser::WorldItem;
 /// its functions, none defines them, and a bindings world has an async
 /// export.
 pub fn add_if_needed(libs: &mut Vec<Dylib>) -> Result<()> {
-    let names = || TASK_BUILTINS.iter().map(|(name, ..)| *name);
+    let names = || TASK_BUILTINS.iter().map(|b| b.name);
     let wants = |l: &&Dylib| names().any(|name| l.funcs.contains_key(name));
     let Some(needed_by) = libs.iter().find(wants).map(|l| l.name.clone()) else {
         return Ok(());
@@ -68,7 +69,8 @@ fn has_async_export(wit: &Wit) -> bool {
 }
 
 /// The module: a `dylink.0` section with no memory or table, the
-/// built-ins imported from `$root`, and one function calling each.
+/// built-ins imported from `$root` (or `[export]$root`), and one function
+/// calling each.
 fn module() -> Vec<u8> {
     // Memory info: memory size, memory alignment, table size, table
     // alignment, all zero.
@@ -83,16 +85,16 @@ fn module() -> Vec<u8> {
     let mut exports = ExportSection::new();
     let mut code = CodeSection::new();
     let count = TASK_BUILTINS.len() as u32;
-    for (index, (name, builtin, params, results)) in (0u32..).zip(TASK_BUILTINS) {
+    for (index, b) in (0u32..).zip(&TASK_BUILTINS) {
         types
             .ty()
-            .function(vec![ValType::I32; params], vec![ValType::I32; results]);
-        imports.import(ROOT, builtin, EntityType::Function(index));
+            .function(vec![ValType::I32; b.params], vec![ValType::I32; b.results]);
+        imports.import(b.module, b.builtin, EntityType::Function(index));
         functions.function(index);
-        exports.export(name, ExportKind::Func, count + index);
+        exports.export(b.name, ExportKind::Func, count + index);
         let mut body = Function::new([]);
         let mut instructions = body.instructions();
-        for param in 0..params as u32 {
+        for param in 0..b.params as u32 {
             instructions.local_get(param);
         }
         instructions.call(index).end();

@@ -318,7 +318,9 @@ static void lb_copy_free(lb_copy *c) {
 
 /* Starts c's read, or its write from item c->done on; a copy that does not
  * complete at once waits for its event. Then k (lb_read_done or
- * lb_write_done) runs with the result in the fiber's code. */
+ * lb_write_done) runs with the result in the fiber's code, and with the
+ * fiber's `cancelled` set if the task's cancellation cancelled the copy:
+ * k takes in what it moved, then raises componentize.async.cancelled. */
 static int lb_copy_start(lua_State *L, lb_copy *c, bool write, lua_KFunction k) {
   lb_end *e = c->e;
   lb_fiber *f = lb_running_fiber;
@@ -329,7 +331,12 @@ static int lb_copy_start(lua_State *L, lb_copy *c, bool write, lua_KFunction k) 
   else st = stream ? LB.wit->streams[e->ty].read(e->handle, at, c->n) : LB.wit->futures[e->ty].read(e->handle, at);
   uint32_t event = stream ? (write ? LB_EVENT_STREAM_WRITE : LB_EVENT_STREAM_READ)
                           : (write ? LB_EVENT_FUTURE_WRITE : LB_EVENT_FUTURE_READ);
-  if (st == LB_COPY_BLOCKED) return lb_task_wait(L, f, event, e->handle, (lua_KContext)c, k);
+  if (st == LB_COPY_BLOCKED) {
+    uint32_t (*cancel)(uint32_t) = stream ? (write ? LB.wit->streams[e->ty].cancel_write : LB.wit->streams[e->ty].cancel_read)
+                                          : (write ? LB.wit->futures[e->ty].cancel_write : LB.wit->futures[e->ty].cancel_read);
+    return lb_task_wait(L, f, event, e->handle, cancel, (lua_KContext)c, k);
+  }
+  f->cancelled = false;
   f->code = st;
   return k(L, LUA_OK, (lua_KContext)c);
 }
@@ -338,10 +345,11 @@ static int lb_read_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lb_copy *c = (lb_copy *)ctx;
   lb_end *e = c->e;
-  uint32_t code = lb_running_fiber->code;
+  lb_fiber *f = lb_running_fiber;
+  uint32_t code = f->code;
   size_t count = lb_copy_count(e, code);
   if ((code & 0xf) == LB_COPY_DROPPED) e->done = true;
-  if (count == 0 && !e->done) return lb_copy_start(L, c, false, lb_read_done); /* nothing yet: read again */
+  if (count == 0 && !e->done && !f->cancelled) return lb_copy_start(L, c, false, lb_read_done); /* nothing yet: read again */
   const lb_payload p = lb_end_payload(e);
   if (count == 0) {
     lua_pushnil(L);
@@ -362,6 +370,15 @@ static int lb_read_done(lua_State *L, int status, lua_KContext ctx) {
     lb_cx_release(&cx);
   }
   lb_copy_free(c);
+  if (f->cancelled) {
+    /* What a cancelled read got is dropped with the Lua values. */
+    f->cancelled = false;
+    if (!lb_end_is_stream(e) && count) {
+      e->done = true;
+      lb_end_drop(e);
+    }
+    return lb_raise_cancelled(L);
+  }
   /* A future is read once: its end goes with its value. */
   if (!lb_end_is_stream(e)) {
     e->done = true;
@@ -399,13 +416,24 @@ static int lb_write_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lb_copy *c = (lb_copy *)ctx;
   lb_end *e = c->e;
-  uint32_t code = lb_running_fiber->code;
+  lb_fiber *f = lb_running_fiber;
+  uint32_t code = f->code;
   c->done += lb_copy_count(e, code);
   if ((code & 0xf) == LB_COPY_DROPPED) e->done = true;
-  if (c->done < c->n && !e->done) return lb_copy_start(L, c, true, lb_write_done);
+  if (c->done < c->n && !e->done && !f->cancelled) return lb_copy_start(L, c, true, lb_write_done);
   size_t done = c->done;
   lb_cx_release(&c->cx);
   lb_copy_free(c);
+  if (f->cancelled) {
+    f->cancelled = false;
+    /* A future's value went if the write completed; else the writer stays
+     * open (unwritten, so it cannot be closed). */
+    if (!lb_end_is_stream(e) && done == 1) {
+      e->written = true;
+      lb_end_drop(e);
+    }
+    return lb_raise_cancelled(L);
+  }
   if (lb_end_is_stream(e)) {
     lua_pushinteger(L, (lua_Integer)done);
   } else {
@@ -599,7 +627,7 @@ static int lb_async_new(lua_State *L) {
 }
 
 static int lb_async_load(lua_State *L) {
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   lua_pushboolean(L, 0);
   lua_pushcclosure(L, lb_async_new, 1);
   lua_setfield(L, -2, "future");
@@ -608,6 +636,8 @@ static int lb_async_load(lua_State *L) {
   lua_setfield(L, -2, "stream");
   lua_pushcfunction(L, lb_task_spawn);
   lua_setfield(L, -2, "spawn");
+  lb_push_cancelled(L);
+  lua_setfield(L, -2, "cancelled");
   return 1;
 }
 

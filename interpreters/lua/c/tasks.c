@@ -24,6 +24,20 @@
  * among the arguments are the task's own: they are kept in a lent table of
  * the task, swapped in while its fibers run, and dropped when the export's
  * function finishes.
+ *
+ * Cancellation. When the caller cancels a call that has not returned yet
+ * (event TASK_CANCELLED), every wait of the task's fibers is cancelled: an
+ * async import's subtask with subtask.cancel, a read or write with the
+ * stream's or future's cancel; so is every wait a fiber starts afterwards.
+ * The fiber then resumes with the error componentize.async.cancelled,
+ * raised where it waited, once what the cancelled operation had done is
+ * taken in (an import that returned anyway is lifted; items a read got
+ * are lifted). Uncaught, it unwinds the fiber, running its to-be-closed
+ * variables; the export's function ending so makes the task end without a
+ * result (task.cancel), and a spawned fiber ending so ends quietly. A
+ * function that catches it may still return a result, which goes back as
+ * usual. Cancellation waits for nothing: a fiber that never waits again is
+ * not stopped.
  */
 #include "binding.h"
 
@@ -31,6 +45,10 @@
 enum { LB_CALLBACK_EXIT = 0, LB_CALLBACK_YIELD = 1, LB_CALLBACK_WAIT = 2 };
 enum { LB_EVENT_NONE = 0, LB_EVENT_SUBTASK = 1, LB_EVENT_CANCELLED = 6 };
 enum { LB_SUBTASK_RETURNED = 2 };
+
+/* The registry key of componentize.async.cancelled. */
+#define LB_CANCELLED_KEY "componentize.cancelled"
+
 
 typedef enum { LB_FIBER_READY, LB_FIBER_YIELDED, LB_FIBER_WAITING } lb_fiber_state;
 
@@ -43,6 +61,10 @@ typedef struct lb_fiber {
   uint32_t event;    /* WAITING: the event that ends the wait ... */
   uint32_t waitable; /* ... for this subtask or future/stream end */
   uint32_t code;     /* that event's payload, once it came */
+  /* How to cancel the wait: NULL for a subtask (subtask.cancel), else the
+   * end's cancel-read or cancel-write. */
+  uint32_t (*cancel)(uint32_t waitable);
+  bool cancelled;    /* its wait was cancelled: raise once it is taken in */
 } lb_fiber;
 
 typedef struct lb_task {
@@ -55,6 +77,7 @@ typedef struct lb_task {
   int ref_lent;     /* the task's borrowed handles */
   size_t nlent;
   uint32_t set;     /* the task's waitable set, 0 until a fiber first waits */
+  bool cancelled;   /* the caller cancelled the call */
 } lb_task;
 
 /* The task and fiber running now (NULL outside lb_task_run). */
@@ -84,6 +107,7 @@ static lb_fiber *lb_fiber_new(lb_task *t, lua_State *L, int nargs) {
   lua_xmove(L, f->co, nargs + 1);
   f->state = LB_FIBER_READY;
   f->nargs = nargs;
+  f->cancelled = false;
   f->next = NULL;
   lb_fiber **tail = &t->fibers;
   while (*tail) tail = &(*tail)->next;
@@ -113,12 +137,49 @@ static lb_cx *lb_task_start(size_t which) {
   t->nlent = 0;
   t->fibers = t->main = NULL;
   t->set = 0;
+  t->cancelled = false;
   /* The arguments' borrowed handles go in the task's table. */
   lb_task_swap_lent(t);
   return &t->cx;
 }
 
 static lb_task *lb_task_of(void *cx) { return (lb_task *)((char *)cx - offsetof(lb_task, cx)); }
+
+static int lb_cancelled_tostring(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  return 1;
+}
+
+/* Pushes componentize.async.cancelled, made at its first use. */
+static void lb_push_cancelled(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, LB_CANCELLED_KEY) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 2);
+  lua_pushliteral(L, "cancelled: the caller of the async export cancelled the call");
+  lua_pushcclosure(L, lb_cancelled_tostring, 1);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "componentize.cancelled");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, LB_CANCELLED_KEY);
+}
+
+/* Whether the value at idx is componentize.async.cancelled. */
+static bool lb_is_cancelled(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lb_push_cancelled(L);
+  bool same = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return same;
+}
+
+/* Raises componentize.async.cancelled in the fiber running on L. */
+static int lb_raise_cancelled(lua_State *L) {
+  lb_push_cancelled(L);
+  return lua_error(L);
+}
 
 /* The export's function returned or raised (status st, on f's coroutine):
  * its outcome goes back through task.return, and the borrows go. */
@@ -139,20 +200,26 @@ static void lb_task_return(lb_task *t, lb_fiber *f, int st) {
   lb_release_lent(T);
   lb_task_swap_lent(t);
   lua_closethread(co, T); /* runs pending to-be-closed variables */
-  lb_export_outcome(T, t->which, st);
-  bool gc;
-  lb_gc_pause(T, &gc);
-  LB.wit->export_funcs[t->which].task_return(&t->cx);
-  lb_gc_resume(T, gc);
+  if (st != LUA_OK && t->cancelled && lb_is_cancelled(T, -1)) {
+    /* The cancellation unwound the function: no result. */
+    componentize_task_cancel();
+  } else {
+    lb_export_outcome(T, t->which, st);
+    bool gc;
+    lb_gc_pause(T, &gc);
+    LB.wit->export_funcs[t->which].task_return(&t->cx);
+    lb_gc_resume(T, gc);
+  }
   lua_settop(T, 0);
   lb_cx_release(&t->cx);
   t->main = NULL;
 }
 
-/* A spawned fiber finished: an error in it ends the instance. */
+/* A spawned fiber finished: an error in it ends the instance (but for the
+ * cancellation of its task). */
 static void lb_fiber_finished(lb_task *t, lb_fiber *f, int st) {
   lua_State *co = f->co;
-  if (st != LUA_OK) {
+  if (st != LUA_OK && !(t->cancelled && lb_is_cancelled(co, -1))) {
     lua_State *T = t->cx.L;
     luaL_traceback(T, co, NULL, 0);
     lua_rawseti(T, LUA_REGISTRYINDEX, LB.ref_traceback);
@@ -232,10 +299,35 @@ uint32_t wit_dylib_export_async_call(void *vcx, size_t which) {
   return lb_task_run(t);
 }
 
+/* Cancels f's wait at once (it is in no waitable set): f is ready, with
+ * the outcome of the cancelled operation as its code. */
+static void lb_wait_cancel(lb_fiber *f) {
+  if (f->cancel) {
+    f->code = f->cancel(f->waitable);
+  } else {
+    f->code = componentize_subtask_cancel(f->waitable);
+    componentize_subtask_drop(f->waitable);
+  }
+  f->state = LB_FIBER_READY;
+  f->cancelled = true;
+}
+
+/* The caller cancelled task t: every wait of its fibers is cancelled. */
+static uint32_t lb_task_cancel(lb_task *t) {
+  t->cancelled = true;
+  for (lb_fiber *f = t->fibers; f; f = f->next) {
+    if (f->state != LB_FIBER_WAITING) continue;
+    componentize_waitable_join(f->waitable, 0);
+    lb_wait_cancel(f);
+  }
+  return lb_task_run(t);
+}
+
 uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p2, size_t which) {
   lb_task *t = (lb_task *)(uintptr_t)componentize_task_context_get();
   if (t != NULL && event == LB_EVENT_NONE) return lb_task_run(t);
-  if (t != NULL && event != LB_EVENT_CANCELLED) {
+  if (t != NULL && event == LB_EVENT_CANCELLED) return lb_task_cancel(t);
+  if (t != NULL) {
     for (lb_fiber *f = t->fibers; f; f = f->next) {
       if (f->state != LB_FIBER_WAITING || f->waitable != p1 || f->event != event) continue;
       if (event == LB_EVENT_SUBTASK && p2 != LB_SUBTASK_RETURNED) return LB_CALLBACK_WAIT | (t->set << 4);
@@ -246,9 +338,8 @@ uint32_t wit_dylib_export_async_callback(uint32_t event, uint32_t p1, uint32_t p
       return lb_task_run(t);
     }
   }
-  cz_die("async export %s got event %u (%u, %u), which the Lua binding does not wait for%s",
-         LB.exports[which].display, event, p1, p2,
-         event == LB_EVENT_CANCELLED ? " (the caller cancelled the call: not supported yet)" : "");
+  cz_die("async export %s got event %u (%u, %u), which the Lua binding does not wait for",
+         LB.exports[which].display, event, p1, p2);
 }
 
 /* The fiber of the running task whose coroutine is L, or a Lua error saying
@@ -262,15 +353,22 @@ static lb_fiber *lb_task_fiber(lua_State *L, const char *what) {
 }
 
 /* Suspends the running fiber f (on L) until `event` for `waitable` arrives;
- * then k runs, with the event's payload in f->code. */
-static int lb_task_wait(lua_State *L, lb_fiber *f, uint32_t event, uint32_t waitable, lua_KContext ctx,
-                        lua_KFunction k) {
+ * then k runs, with the event's payload in f->code. `cancel` cancels the
+ * wait (NULL: waitable is a subtask). In a cancelled task the wait is
+ * cancelled at once and k runs now, with f->cancelled set. */
+static int lb_task_wait(lua_State *L, lb_fiber *f, uint32_t event, uint32_t waitable,
+                        uint32_t (*cancel)(uint32_t), lua_KContext ctx, lua_KFunction k) {
   lb_task *t = lb_running;
+  f->event = event;
+  f->waitable = waitable;
+  f->cancel = cancel;
+  if (t->cancelled) {
+    lb_wait_cancel(f);
+    return k(L, LUA_OK, ctx);
+  }
   if (t->set == 0) t->set = componentize_waitable_set_new();
   componentize_waitable_join(waitable, t->set);
   f->state = LB_FIBER_WAITING;
-  f->event = event;
-  f->waitable = waitable;
   return lua_yieldk(L, 0, ctx, k);
 }
 
@@ -293,13 +391,21 @@ typedef struct lb_async_call {
 /* The async import returned: its result goes on the coroutine's stack,
  * where the Lua call left off, and its buffers go. */
 static int lb_import_async_done(lua_State *L, int status, lua_KContext ctx) {
-  (void)L, (void)status;
+  (void)status;
   lb_async_call *c = (lb_async_call *)ctx;
   const wit_import_func_t *f = &LB.wit->import_funcs[c->which];
-  f->async_lift_impl(&c->cx, c->area);
+  lb_fiber *fiber = lb_running_fiber;
+  /* A cancelled call has a result only if it returned before it could be
+   * cancelled; it is lifted all the same, so that its handles are owned. */
+  bool returned = !fiber->cancelled || (fiber->code & 0xf) == LB_SUBTASK_RETURNED;
+  if (returned) f->async_lift_impl(&c->cx, c->area);
   free(c->area);
   lb_cx_release(&c->cx);
   free(c);
+  if (fiber->cancelled) {
+    fiber->cancelled = false;
+    return lb_raise_cancelled(L);
+  }
   return LB_NONE(f->result) ? 0 : 1;
 }
 
@@ -323,8 +429,11 @@ static int lb_import_async(lua_State *L, size_t which, const char *name) {
   lb_gc_pause(L, &gc);
   uint32_t status = f->async_impl(&c->cx, c->area);
   lb_gc_resume(L, gc);
-  if ((status & 0xf) == LB_SUBTASK_RETURNED) return lb_import_async_done(L, LUA_OK, (lua_KContext)c);
+  if ((status & 0xf) == LB_SUBTASK_RETURNED) {
+    fiber->cancelled = false;
+    return lb_import_async_done(L, LUA_OK, (lua_KContext)c);
+  }
   /* The arguments stay on this stack while the call runs: the callee may
    * read them from memory until it has started. */
-  return lb_task_wait(L, fiber, LB_EVENT_SUBTASK, status >> 4, (lua_KContext)c, lb_import_async_done);
+  return lb_task_wait(L, fiber, LB_EVENT_SUBTASK, status >> 4, NULL, (lua_KContext)c, lb_import_async_done);
 }

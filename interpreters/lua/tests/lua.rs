@@ -6,7 +6,8 @@
 //! export (componentize:init/init@0.1.0) before other exports are called, as
 //! the init stage will do (without the snapshot).
 //!
-//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`, `tasks`, `waits`, `pipes`)
+//! Inputs: interpreters/lua/tests/wit/ (worlds `hello`, `full`, `snapshot`, `tasks`, `waits`, `pipes`,
+//! `cancels`), tests/wat/canceller.wat (the caller that cancels)
 //! and the scripts in tests/lua/. The worlds, the host of
 //! componentize:lua-tests/host-api and the checks whose expectations are the
 //! same for every interpreter are `componentize_testkit::script` (the
@@ -813,5 +814,267 @@ fn misused_futures_and_streams_raise_lua_errors_and_leave_nothing_behind() {
     assert_eq!(
         heaps[1], heaps[2],
         "the Lua heap grew between batches: {heaps:?}"
+    );
+}
+
+// ---- cancellation -------------------------------------------------------
+// The host cannot cancel a call that has started (wasmtime 48 cancels only
+// calls that have not), so the caller is a second component:
+// tests/wat/canceller.wat, composed with world `cancels` (snapshotted after
+// async.lua ran) by wasm-compose. Its `cancel-<name>(turns)` starts
+// `<name>(turns)` and cancels it with `subtask.cancel`.
+
+/// What the host's `pause` and `silence` saw: calls started and their
+/// futures dropped before they returned, and silent streams dropped.
+#[derive(Default)]
+struct Cancellations {
+    paused: std::sync::atomic::AtomicU32,
+    pauses_dropped: std::sync::atomic::AtomicU32,
+    silences: std::sync::atomic::AtomicU32,
+    silences_dropped: std::sync::atomic::AtomicU32,
+}
+
+/// Counts into the `Cancellations` field it holds when dropped.
+struct CountDrop(
+    std::sync::Arc<Cancellations>,
+    fn(&Cancellations) -> &std::sync::atomic::AtomicU32,
+);
+
+impl Drop for CountDrop {
+    fn drop(&mut self) {
+        (self.1)(&self.0).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The writer of `silence()`: never writes, and answers a cancelled read.
+struct Silence {
+    _dropped: CountDrop,
+}
+
+impl<D> wasmtime::component::StreamProducer<D> for Silence {
+    type Item = u8;
+    type Buffer = Option<u8>;
+
+    fn poll_produce<'a>(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _store: wasmtime::StoreContextMut<'a, D>,
+        _destination: wasmtime::component::Destination<'a, u8, Option<u8>>,
+        finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<wasmtime::component::StreamResult>> {
+        if finish {
+            std::task::Poll::Ready(Ok(wasmtime::component::StreamResult::Cancelled))
+        } else {
+            std::task::Poll::Pending
+        }
+    }
+}
+
+/// World `cancels` snapshotted with async.lua and composed with its caller.
+fn cancels_component() -> wasmtime::component::Component {
+    static COMPONENT: OnceLock<wasmtime::component::Component> = OnceLock::new();
+    COMPONENT
+        .get_or_init(|| {
+            let suite = suite();
+            let lua = (suite.snapshot)(
+                suite.worlds.wasm("cancels").to_vec(),
+                "app.lua",
+                &script("async.lua"),
+            );
+            let caller = wat::parse_file(common::tests_dir().join("wat/canceller.wat"))
+                .expect("tests/wat/canceller.wat");
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("lua.wasm"), lua).unwrap();
+            std::fs::write(dir.path().join("caller.wasm"), caller).unwrap();
+            let iface = "componentize:lua-tests/cancellable";
+            let mut config = wasm_compose::config::Config {
+                dir: dir.path().to_path_buf(),
+                disallow_imports: false,
+                ..Default::default()
+            };
+            config.dependencies.insert(
+                "lua".into(),
+                wasm_compose::config::Dependency {
+                    path: dir.path().join("lua.wasm"),
+                },
+            );
+            let mut root = wasm_compose::config::Instantiation::default();
+            root.arguments.insert(
+                iface.into(),
+                wasm_compose::config::InstantiationArg {
+                    instance: "lua".into(),
+                    export: Some(iface.into()),
+                },
+            );
+            config.instantiations.insert("root".into(), root);
+            let caller = dir.path().join("caller.wasm");
+            let composed = wasm_compose::composer::ComponentComposer::new(&caller, &config)
+                .compose()
+                .unwrap_or_else(|e| panic!("composing the caller with world `cancels`: {e:?}"));
+            componentize_testkit::compile(&composed).unwrap()
+        })
+        .clone()
+}
+
+/// An instance of the composition, with the host's `pause` (returns its
+/// argument after that many turns) and `silence`.
+fn cancels_instance() -> (
+    AsyncStore,
+    wasmtime::component::Instance,
+    std::sync::Arc<Cancellations>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let seen = std::sync::Arc::new(Cancellations::default());
+    let mut linker = componentize_testkit::linker::<()>();
+    let s = std::sync::Arc::clone(&seen);
+    linker
+        .root()
+        .func_new_concurrent("pause", move |_, _, params, results| {
+            let s = std::sync::Arc::clone(&s);
+            Box::pin(async move {
+                let [Val::U32(turns)] = params else {
+                    wasmtime::bail!("pause: {params:?}");
+                };
+                s.paused.fetch_add(1, SeqCst);
+                let dropped = CountDrop(s, |c| &c.pauses_dropped);
+                for _ in 0..*turns {
+                    Turn(false).await;
+                }
+                std::mem::forget(dropped);
+                results[0] = Val::U32(*turns);
+                Ok(())
+            })
+        })
+        .unwrap();
+    let s = std::sync::Arc::clone(&seen);
+    linker
+        .root()
+        .func_new("silence", move |mut store, _, _, results| {
+            s.silences.fetch_add(1, SeqCst);
+            let silence = Silence {
+                _dropped: CountDrop(std::sync::Arc::clone(&s), |c| &c.silences_dropped),
+            };
+            let reader = wasmtime::component::StreamReader::new(&mut store, silence)?;
+            results[0] = Val::Stream(reader.try_into_stream_any(&mut store)?);
+            Ok(())
+        })
+        .unwrap();
+    let (mut store, _output) = componentize_testkit::HostBuilder::new().store(());
+    let instance =
+        futures::executor::block_on(linker.instantiate_async(&mut store, &cancels_component()))
+            .unwrap_or_else(|e| panic!("instantiating: {e:?}"));
+    (store, instance, seen)
+}
+
+/// Calls the composition's `cancel-<name>(turns)` for each of `calls` at
+/// once: (the subtask's final state, the result if it returned).
+fn cancel_all(
+    store: &mut AsyncStore,
+    instance: &wasmtime::component::Instance,
+    calls: &[(&str, u32)],
+) -> Vec<(u32, u32)> {
+    let calls: Vec<(String, Vec<Val>)> = calls
+        .iter()
+        .map(|(name, turns)| (format!("cancel-{name}"), vec![Val::U32(*turns)]))
+        .collect();
+    let calls: Vec<(&str, Vec<Val>)> = calls.iter().map(|(n, a)| (n.as_str(), a.clone())).collect();
+    call_all(store, instance, &calls)
+        .into_iter()
+        .map(|v| match v {
+            Val::U64(v) => ((v >> 32) as u32, v as u32),
+            other => panic!("expected a u64, got {other:?}"),
+        })
+        .collect()
+}
+
+/// `cancellable`'s sync function `name`, called through the composition.
+fn cancellable(
+    store: &mut AsyncStore,
+    instance: &wasmtime::component::Instance,
+    name: &str,
+) -> Val {
+    let f = componentize_testkit::export_func(
+        &mut *store,
+        instance,
+        Some("componentize:lua-tests/cancellable"),
+        name,
+    )
+    .unwrap();
+    let mut results = [Val::Bool(false)];
+    futures::executor::block_on(f.call_async(&mut *store, &[], &mut results))
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let [result] = results;
+    result
+}
+
+/// The component model's final states of a subtask.
+const RETURNED: u32 = 2;
+const RETURN_CANCELLED: u32 = 4;
+
+#[test]
+fn a_cancelled_async_export_unwinds_its_coroutines_and_ends_without_a_result() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (mut store, instance, seen) = cancels_instance();
+    let outcomes = cancel_all(
+        &mut store,
+        &instance,
+        &[("wait", 50), ("listen", 60), ("stubborn", 70)],
+    );
+    // `wait` and `listen` let the cancellation unwind them: no result.
+    // `stubborn` caught it and returned 1070.
+    assert_eq!(
+        outcomes,
+        [
+            (RETURN_CANCELLED, 0),
+            (RETURN_CANCELLED, 0),
+            (RETURNED, 1070)
+        ]
+    );
+    let log = strings(cancellable(&mut store, &instance, "take-log"));
+    let expect = [
+        "wait 50",
+        "wait 50 closed by the cancellation",
+        "listen 60 closed by the cancellation",
+        "listener 60 closed by the cancellation",
+        "stubborn 70: false, cancelled: the caller of the async export cancelled the call",
+        "stubborn 70 again: false, true",
+    ];
+    let mut sorted_log = log.clone();
+    sorted_log.sort();
+    let mut sorted_expect = expect.map(String::from).to_vec();
+    sorted_expect.sort();
+    assert_eq!(sorted_log, sorted_expect, "the log: {log:#?}");
+    // Every pause started was cancelled (its future dropped unfinished):
+    // wait's, the listener's and stubborn's two.
+    assert_eq!(seen.paused.load(SeqCst), 4);
+    assert_eq!(seen.pauses_dropped.load(SeqCst), 4);
+    // The silent stream's reader went with listen's to-be-closed variable.
+    assert_eq!(seen.silences.load(SeqCst), 1);
+    assert_eq!(seen.silences_dropped.load(SeqCst), 1);
+}
+
+#[test]
+fn cancelled_calls_leave_nothing_behind() {
+    let (mut store, instance, _seen) = cancels_instance();
+    let mut heaps = Vec::new();
+    for _ in 0..3 {
+        let calls: Vec<(&str, u32)> = (0..8)
+            .flat_map(|i| [("wait", 20 + i), ("listen", 30 + i), ("stubborn", 40 + i)])
+            .collect();
+        let outcomes = cancel_all(&mut store, &instance, &calls);
+        for ((name, turns), outcome) in calls.iter().zip(&outcomes) {
+            let expected = if *name == "stubborn" {
+                (RETURNED, turns + 1000)
+            } else {
+                (RETURN_CANCELLED, 0)
+            };
+            assert_eq!(*outcome, expected, "{name}({turns})");
+        }
+        cancellable(&mut store, &instance, "take-log");
+        heaps.push(cancellable(&mut store, &instance, "heap"));
+    }
+    assert_eq!(
+        heaps[1], heaps[2],
+        "the Lua heap grew between batches of cancelled calls: {heaps:?}"
     );
 }

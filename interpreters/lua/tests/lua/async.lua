@@ -1,8 +1,10 @@
--- The async exports of worlds `tasks`, `waits` and `pipes` (tests/lua.rs).
--- World `waits` imports `delay`; in the others there is no such module.
+-- The async exports of worlds `tasks`, `waits`, `pipes` and `cancels`
+-- (tests/lua.rs). World `waits` imports `delay`, world `cancels` `pause` and
+-- `silence`; in the others there are no such imports.
 local async = require("componentize.async")
 local root = package.loaded["$root"]
 local delay = root and root.delay
+local pause, silence = root and root.pause, root and root.silence
 local log = {}
 
 -- tasks: logs `id` `turns` times, yielding after each.
@@ -122,6 +124,49 @@ function stream_from_sync()
 end
 
 -- All: what was logged since the last call (and clears it), and the heap.
+-- cancels: the caller cancels these while they wait.
+
+-- A to-be-closed value that logs its closing, and whether the cancellation
+-- closed it.
+local function closer(name)
+  return setmetatable({}, {
+    __close = function(_, err)
+      log[#log + 1] = name .. " closed" .. (err == async.cancelled and " by the cancellation" or "")
+    end,
+  })
+end
+
+cancellable = {}
+
+function cancellable.wait(turns)
+  local guard <close> = closer("wait " .. turns)
+  log[#log + 1] = "wait " .. turns
+  local got = pause(turns)
+  log[#log + 1] = "wait " .. turns .. " was not cancelled"
+  return got
+end
+
+function cancellable.stubborn(turns)
+  local ok, err = pcall(pause, turns)
+  log[#log + 1] = "stubborn " .. turns .. ": " .. tostring(ok) .. ", " .. tostring(err)
+  local again, err2 = pcall(pause, turns)
+  log[#log + 1] = "stubborn " .. turns .. " again: " .. tostring(again) .. ", " .. tostring(err2 == async.cancelled)
+  return turns + 1000
+end
+
+function cancellable.listen(turns)
+  async.spawn(function()
+    local guard <close> = closer("listener " .. turns)
+    pause(turns)
+    log[#log + 1] = "listener " .. turns .. " was not cancelled"
+  end)
+  local quiet <close> = silence()
+  local guard <close> = closer("listen " .. turns)
+  quiet:read()
+  log[#log + 1] = "listen " .. turns .. " was not cancelled"
+  return 0
+end
+
 function take_log()
   local taken = log
   log = {}
@@ -133,3 +178,6 @@ function heap()
   collectgarbage("collect")
   return math.floor(collectgarbage("count") * 1024)
 end
+
+-- World `cancels` exports these two in its interface.
+cancellable.take_log, cancellable.heap = take_log, heap
