@@ -52,6 +52,8 @@ impl BundledInterpreter {
             .split_first()
             .expect("a bundled interpreter has at least its own library");
         let mut pipeline = Pipeline::new(source(interpreter), wit);
+        // Every bundled libc is built for WASIp2.
+        pipeline.interpreter_stack_pointer = Some(componentize_generate::StackPointer::Global);
         for library in needed {
             pipeline.library(source(library));
         }

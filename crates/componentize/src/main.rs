@@ -81,6 +81,8 @@ struct Build {
     #[command(flatten)]
     wit: componentize_generate::WitOptions,
     #[command(flatten)]
+    async_options: componentize_generate::AsyncOptions,
+    #[command(flatten)]
     exclusions: componentize_generate::Exclusions,
     #[command(flatten)]
     link: componentize_link::Options,
@@ -477,6 +479,7 @@ fn build(b: Build) -> Result<()> {
     let mut pipeline = componentize::bundled::pipeline_for(interpreter, wit)?;
     let mut generate = componentize_generate::Options::default();
     generate.exclusions = b.exclusions.clone();
+    generate.async_options = b.async_options.clone();
     pipeline
         .wit_options(b.wit.clone())
         .generate_options(generate)

@@ -3,7 +3,7 @@
 use crate::cache::{Cache, Key, KeyBuilder};
 use crate::source::Source;
 use crate::stages::{self, GenerateInput, InitWith, Stage};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,9 @@ pub struct Built {
 #[derive(Clone, Debug)]
 pub struct Pipeline {
     pub(crate) interpreter: Source,
+    /// Where the interpreter's libc keeps the stack pointer, when known (a
+    /// bundled interpreter): the bindings must agree.
+    pub(crate) interpreter_stack_pointer: Option<componentize_generate::StackPointer>,
     pub(crate) wit: PathBuf,
     pub(crate) world: Option<String>,
     pub(crate) wit_options: componentize_generate::WitOptions,
@@ -130,6 +133,7 @@ impl Pipeline {
     pub fn new(interpreter: Source, wit: impl Into<PathBuf>) -> Pipeline {
         Pipeline {
             interpreter,
+            interpreter_stack_pointer: None,
             wit: wit.into(),
             world: None,
             wit_options: Default::default(),
@@ -273,6 +277,24 @@ impl Pipeline {
             library.check("library")?;
         }
         let generate_options = self.bindings_options();
+        let stack_pointer = generate_options.async_options.stack_pointer;
+        if let Some(built_for) = self.interpreter_stack_pointer
+            && built_for != stack_pointer
+        {
+            bail!(
+                "--stack-pointer {}: the interpreter `{}` and its libc keep the stack pointer \
+                 in {}; build with `--stack-pointer {}` (the default), or with an interpreter \
+                 and libc built for `{}`",
+                stack_pointer.as_str(),
+                self.interpreter.name(),
+                match built_for {
+                    componentize_generate::StackPointer::Global => "the `__stack_pointer` global",
+                    componentize_generate::StackPointer::TaskContext => "the task context",
+                },
+                built_for.as_str(),
+                stack_pointer.as_str()
+            );
+        }
         // The script is read once, for the key and for the stage.
         let call = match &self.call {
             InitWith::Script(script) => {

@@ -383,3 +383,105 @@ fn an_async_import_called_at_init_fails_the_build_by_name() {
     );
     assert!(!out.exists(), "wrote {}", out.display());
 }
+
+/// `--async` reaches the bindings from the one command. `-export:mode`
+/// binds the `async func` `mode` synchronously: the Lua binding then runs
+/// it on the main state, not in a coroutine, while `other` (the same Lua
+/// function) stays async. The build's `commands.sh` repeats the flag. A
+/// directive that would make a sync `func` async is refused by name.
+#[test]
+fn the_one_command_takes_the_async_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let wit = dir.path().join("app.wit");
+    std::fs::write(
+        &wit,
+        "package example:app;\nworld app {\n  export mode: async func() -> string;\n  \
+         export other: async func() -> string;\n  export name: func() -> string;\n}\n",
+    )
+    .unwrap();
+    let script = dir.path().join("app.lua");
+    std::fs::write(
+        &script,
+        "function mode() return coroutine.isyieldable() and 'in a coroutine' or 'sync' end\n\
+         other = mode\n\
+         function name() return 'app' end\n",
+    )
+    .unwrap();
+    let out = dir.path().join("app.wasm");
+    let kept = dir.path().join("kept");
+    let build = |directive: &str, out: &Path| {
+        componentize()
+            .env("COMPONENTIZE_CACHE_DIR", dir.path().join("cache"))
+            .args(["--interpreter", "lua"])
+            .arg(format!("--async={directive}"))
+            .arg("--world")
+            .arg(&wit)
+            .arg("--init")
+            .arg(&script)
+            .arg("--keep-intermediates")
+            .arg(&kept)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    ok(&build("-export:mode", &out));
+    for (call, expected) in [
+        ("mode()", "\"sync\"\n"),
+        ("other()", "\"in a coroutine\"\n"),
+        ("name()", "\"app\"\n"),
+    ] {
+        let o = componentize()
+            .args(["run", "--invoke", call])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_eq!(ok(&o), expected, "componentize run --invoke {call}");
+    }
+    let commands = std::fs::read_to_string(kept.join("commands.sh")).unwrap();
+    assert!(commands.contains("--async=-export:mode"), "{commands}");
+
+    let refused = dir.path().join("refused.wasm");
+    let err = failed(&build("export:name", &refused));
+    assert!(
+        err.contains(
+            "`--async export:name` makes `name` async, but the WIT declares it `func`: the \
+             component model binds only an `async func` asynchronously"
+        ),
+        "{err}"
+    );
+    assert!(!refused.exists(), "wrote {}", refused.display());
+}
+
+/// The bundled interpreters' libc keeps the stack pointer in a global:
+/// `--stack-pointer task-context` is refused by name, before any stage
+/// runs, and nothing is written.
+#[test]
+fn the_bundled_lua_refuses_a_task_context_stack_pointer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.wasm");
+    let err = failed(
+        &componentize()
+            .args(["--interpreter", "lua", "--no-cache"])
+            .args([
+                "--stack-pointer",
+                "task-context",
+                "--world-name",
+                "async-run",
+            ])
+            .arg("--world")
+            .arg(common::corpus("async.wit"))
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains(
+            "--stack-pointer task-context: the interpreter `lua.so` and its libc keep the stack \
+             pointer in the `__stack_pointer` global; build with `--stack-pointer global`"
+        ),
+        "{err}"
+    );
+    assert!(!out.exists(), "wrote {}", out.display());
+}

@@ -37,7 +37,7 @@ fn generate_writes_a_valid_module() {
 fn errors_are_one_clear_line_and_leave_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bindings.so");
-    let cases: [(&[&str], PathBuf, &str); 4] = [
+    let cases: [(&[&str], PathBuf, &str); 5] = [
         (
             &["-w", "nope"],
             corpus("scalars.wit"),
@@ -53,6 +53,11 @@ fn errors_are_one_clear_line_and_leave_no_output() {
             &["-w", "async-exports", "--async", "export:nope"],
             corpus("async.wit"),
             "`--async export:nope` matches no function of the world",
+        ),
+        (
+            &["-w", "mixed", "--async", "all"],
+            corpus("async.wit"),
+            "`--async all` makes `",
         ),
     ];
     for (args, wit, expected) in cases {

@@ -4,6 +4,7 @@
 
 use anyhow::{Result, bail};
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fmt;
 use std::str::FromStr;
 use wit_parser::{Function, Resolve, WorldKey};
@@ -83,6 +84,9 @@ impl fmt::Display for AsyncDirective {
 pub(crate) struct AsyncChooser<'o> {
     directives: &'o [AsyncDirective],
     used: BTreeSet<usize>,
+    /// The first function a directive made async that the WIT declares
+    /// sync: its directive and name.
+    not_async: Option<(usize, String)>,
 }
 
 impl<'o> AsyncChooser<'o> {
@@ -90,6 +94,7 @@ impl<'o> AsyncChooser<'o> {
         AsyncChooser {
             directives,
             used: BTreeSet::new(),
+            not_async: None,
         }
     }
 
@@ -115,6 +120,9 @@ impl<'o> AsyncChooser<'o> {
             };
             if matches {
                 self.used.insert(i);
+                if d.enabled && !func.kind.is_async() && self.not_async.is_none() {
+                    self.not_async = Some((i, name));
+                }
                 return d.enabled;
             }
         }
@@ -122,8 +130,22 @@ impl<'o> AsyncChooser<'o> {
     }
 
     /// Refuses a directive that named a function the world does not have
-    /// (most likely a typo, which would otherwise silently change nothing).
-    pub fn check_all_used(&self) -> Result<()> {
+    /// (most likely a typo, which would otherwise silently change nothing),
+    /// and one that made a function async that the WIT declares sync: the
+    /// component model lifts and lowers asynchronously only functions whose
+    /// type is async, so such bindings would never link (wit-dylib 0.263
+    /// generates them; wit-component then refuses "the `async` canonical
+    /// option requires an async function type").
+    pub fn check(&self) -> Result<()> {
+        if let Some((i, name)) = &self.not_async {
+            let d = &self.directives[*i];
+            bail!(
+                "`--async {d}` makes `{name}` async, but the WIT declares it `func`: the \
+                 component model binds only an `async func` asynchronously, so declare it \
+                 `async func` in the WIT, or narrow the directive (`-NAME` forces an \
+                 `async func` synchronous)"
+            );
+        }
         for (i, d) in self.directives.iter().enumerate() {
             if !self.used.contains(&i) && d.target != AsyncTarget::All {
                 bail!(
@@ -134,6 +156,51 @@ impl<'o> AsyncChooser<'o> {
             }
         }
         Ok(())
+    }
+}
+
+/// The generator's async options: which functions are async, and where the
+/// stack pointer is. The one-command build takes them as they are.
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+// Flattened next to other stages' options: the group needs its own id.
+#[cfg_attr(feature = "cli", group(id = "async-options"))]
+#[cfg_attr(feature = "cli", command(next_help_heading = "Generate"))]
+pub struct AsyncOptions {
+    /// Which functions to bind asynchronously: `all`, `NAME`,
+    /// `import:NAME` or `export:NAME`, each optionally after `-` (forced
+    /// synchronous); NAME is `ns:pkg/iface@version#func` or a world-level
+    /// `func`. Repeatable and comma-separated; the first match wins, and a
+    /// function no directive matches is asynchronous iff the WIT says
+    /// `async func`. A directive matching nothing is an error.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long = "async", value_name = "FILTER", value_delimiter = ',')
+    )]
+    pub async_: Vec<AsyncDirective>,
+    /// Where the generated code keeps the shadow stack pointer:
+    /// `task-context` for an interpreter and libc built for WASIp3, whose
+    /// tasks each have their own stack; `global` otherwise.
+    #[cfg_attr(
+        feature = "cli",
+        arg(long, value_enum, value_name = "WHERE", default_value_t = StackPointer::Global)
+    )]
+    pub stack_pointer: StackPointer,
+}
+
+impl AsyncOptions {
+    /// The command-line flags that give these options back.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        for directive in &self.async_ {
+            // `=`: a directive may start with `-`.
+            args.push(format!("--async={directive}").into());
+        }
+        if self.stack_pointer != StackPointer::default() {
+            args.extend(["--stack-pointer".into(), self.stack_pointer.as_str().into()]);
+        }
+        args
     }
 }
 

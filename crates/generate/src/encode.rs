@@ -19,7 +19,7 @@ use wit_parser::{WasmExport, WasmExportKind, WorldKey};
 /// Builds the whole module; [`Options::interpreter`] is recorded as
 /// `needed`.
 pub fn module(plan: &Plan<'_>, options: &Options) -> Vec<u8> {
-    let mut m = ModuleBuilder::new(plan, options.stack_pointer);
+    let mut m = ModuleBuilder::new(plan, options.async_options.stack_pointer);
 
     // Element segment: host built-ins, then import adapters (and the result
     // lifts of async ones), then the `task.return`s of async exports, then

@@ -40,7 +40,7 @@ use std::path::Path;
 use wit_parser::{PackageId, Resolve, WorldId};
 
 pub use abi::{BINDINGS_MODULE_NAME, CONTEXT_GET_0, CONTEXT_SET_0, ROOT};
-pub use asyncness::{AsyncDirective, AsyncTarget, StackPointer};
+pub use asyncness::{AsyncDirective, AsyncOptions, AsyncTarget, StackPointer};
 pub use exclude::Exclusions;
 
 /// The C header for interpreter authors: the interface exactly as the
@@ -61,25 +61,9 @@ pub struct Options {
     /// first.
     #[cfg_attr(feature = "cli", arg(long, value_name = "NAME"))]
     pub interpreter: Option<String>,
-    /// Which functions to bind asynchronously: `all`, `NAME`,
-    /// `import:NAME` or `export:NAME`, each optionally after `-` (forced
-    /// synchronous); NAME is `ns:pkg/iface@version#func` or a world-level
-    /// `func`. Repeatable and comma-separated; the first match wins, and a
-    /// function no directive matches is asynchronous iff the WIT says
-    /// `async func`. A directive matching nothing is an error.
-    #[cfg_attr(
-        feature = "cli",
-        arg(long = "async", value_name = "FILTER", value_delimiter = ',')
-    )]
-    pub async_: Vec<AsyncDirective>,
-    /// Where the generated code keeps the shadow stack pointer:
-    /// `task-context` for an interpreter and libc built for WASIp3, whose
-    /// tasks each have their own stack; `global` otherwise.
-    #[cfg_attr(
-        feature = "cli",
-        arg(long, value_enum, value_name = "WHERE", default_value_t = StackPointer::Global)
-    )]
-    pub stack_pointer: StackPointer,
+    /// Which functions are async, and where the code keeps the stack pointer.
+    #[cfg_attr(feature = "cli", command(flatten))]
+    pub async_options: AsyncOptions,
     /// Parts of the world left to other libraries (partial bindings).
     #[cfg_attr(feature = "cli", command(flatten))]
     pub exclusions: Exclusions,
@@ -100,29 +84,23 @@ impl Options {
             args.extend(["--interpreter".into(), name.into()]);
         }
         args.extend(self.exclusions.to_args());
-        for directive in &self.async_ {
-            // `=`: a directive may start with `-`.
-            args.push(format!("--async={directive}").into());
-        }
-        if self.stack_pointer != StackPointer::default() {
-            args.extend(["--stack-pointer".into(), self.stack_pointer.as_str().into()]);
-        }
+        args.extend(self.async_options.to_args());
         args
     }
 
-    /// Adds an `--async` directive ([`Options::async_`]), e.g. `all` or
-    /// `-import:wasi:io/poll@0.2.0#poll`.
+    /// Adds an `--async` directive ([`AsyncOptions::async_`]), e.g. `all`
+    /// or `-import:wasi:io/poll@0.2.0#poll`.
     pub fn async_directive(&mut self, directive: &str) -> Result<&mut Self> {
         let directive = directive
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--async: {e}"))?;
-        self.async_.push(directive);
+        self.async_options.async_.push(directive);
         Ok(self)
     }
 
-    /// Sets [`Options::stack_pointer`].
+    /// Sets [`AsyncOptions::stack_pointer`].
     pub fn stack_pointer(&mut self, at: StackPointer) -> &mut Self {
-        self.stack_pointer = at;
+        self.async_options.stack_pointer = at;
         self
     }
 
@@ -226,7 +204,7 @@ impl Bindings {
 pub fn generate(resolve: &Resolve, world: WorldId, options: &Options) -> Result<Bindings> {
     let reduced = options.exclusions.apply(resolve, world)?;
     let resolve = reduced.as_ref().map_or(resolve, |r| &r.resolve);
-    let plan = plan::Plan::new(resolve, world, &options.async_)?;
+    let plan = plan::Plan::new(resolve, world, &options.async_options.async_)?;
     let mut wasm = encode::module(&plan, options);
     wit_component::embed_component_metadata(
         &mut wasm,

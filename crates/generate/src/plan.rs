@@ -155,7 +155,7 @@ impl<'a> Plan<'a> {
         plan.check_supported()?;
         let mut chooser = AsyncChooser::new(async_);
         plan.walk(&mut chooser);
-        chooser.check_all_used()?;
+        chooser.check()?;
         Ok(plan)
     }
 
