@@ -65,6 +65,9 @@ pub const CONTEXT_SET_0: &str = "[context-set-0]";
 /// The import-module prefix of an exported function's future and stream
 /// built-ins.
 pub const EXPORT_PREFIX: &str = "[export]";
+/// The import module of the built-ins that act on the running export's
+/// own task (`[task-cancel]`): [`EXPORT_PREFIX`] then [`ROOT`].
+pub const EXPORT_ROOT: &str = "[export]$root";
 
 /// A future or a stream: the two kinds of values that transmit items
 /// between tasks, each type with its own canonical built-ins.

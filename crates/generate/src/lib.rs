@@ -39,7 +39,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use wit_parser::{PackageId, Resolve, WorldId};
 
-pub use abi::{BINDINGS_MODULE_NAME, CONTEXT_GET_0, CONTEXT_SET_0, ROOT};
+pub use abi::{BINDINGS_MODULE_NAME, CONTEXT_GET_0, CONTEXT_SET_0, EXPORT_ROOT, ROOT};
 pub use asyncness::{AsyncDirective, AsyncOptions, AsyncTarget, StackPointer};
 pub use exclude::Exclusions;
 

@@ -35,7 +35,7 @@ const ROOT_BUILTINS: &str = componentize_generate::ROOT;
 
 /// The module of the built-ins that act on the running export's task
 /// (`task.cancel`), as wit-component names it.
-const EXPORT_ROOT_BUILTINS: &str = "[export]$root";
+const EXPORT_ROOT_BUILTINS: &str = componentize_generate::EXPORT_ROOT;
 
 /// A task built-in an interpreter imports, weakly, from `env` (declared in
 /// componentize.h): the component-model built-in it calls, where

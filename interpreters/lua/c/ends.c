@@ -336,7 +336,6 @@ static int lb_copy_start(lua_State *L, lb_copy *c, bool write, lua_KFunction k) 
                                           : (write ? LB.wit->futures[e->ty].cancel_write : LB.wit->futures[e->ty].cancel_read);
     return lb_task_wait(L, f, event, e->handle, cancel, (lua_KContext)c, k);
   }
-  f->cancelled = false;
   f->code = st;
   return k(L, LUA_OK, (lua_KContext)c);
 }
@@ -345,11 +344,11 @@ static int lb_read_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lb_copy *c = (lb_copy *)ctx;
   lb_end *e = c->e;
-  lb_fiber *f = lb_running_fiber;
-  uint32_t code = f->code;
+  uint32_t code = lb_running_fiber->code;
+  bool cancelled = lb_fiber_take_cancelled(lb_running_fiber);
   size_t count = lb_copy_count(e, code);
   if ((code & 0xf) == LB_COPY_DROPPED) e->done = true;
-  if (count == 0 && !e->done && !f->cancelled) return lb_copy_start(L, c, false, lb_read_done); /* nothing yet: read again */
+  if (count == 0 && !e->done && !cancelled) return lb_copy_start(L, c, false, lb_read_done); /* nothing yet: read again */
   const lb_payload p = lb_end_payload(e);
   if (count == 0) {
     lua_pushnil(L);
@@ -370,9 +369,8 @@ static int lb_read_done(lua_State *L, int status, lua_KContext ctx) {
     lb_cx_release(&cx);
   }
   lb_copy_free(c);
-  if (f->cancelled) {
+  if (cancelled) {
     /* What a cancelled read got is dropped with the Lua values. */
-    f->cancelled = false;
     if (!lb_end_is_stream(e) && count) {
       e->done = true;
       lb_end_drop(e);
@@ -416,16 +414,15 @@ static int lb_write_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lb_copy *c = (lb_copy *)ctx;
   lb_end *e = c->e;
-  lb_fiber *f = lb_running_fiber;
-  uint32_t code = f->code;
+  uint32_t code = lb_running_fiber->code;
+  bool cancelled = lb_fiber_take_cancelled(lb_running_fiber);
   c->done += lb_copy_count(e, code);
   if ((code & 0xf) == LB_COPY_DROPPED) e->done = true;
-  if (c->done < c->n && !e->done && !f->cancelled) return lb_copy_start(L, c, true, lb_write_done);
+  if (c->done < c->n && !e->done && !cancelled) return lb_copy_start(L, c, true, lb_write_done);
   size_t done = c->done;
   lb_cx_release(&c->cx);
   lb_copy_free(c);
-  if (f->cancelled) {
-    f->cancelled = false;
+  if (cancelled) {
     /* A future's value went if the write completed; else the writer stays
      * open (unwritten, so it cannot be closed). */
     if (!lb_end_is_stream(e) && done == 1) {

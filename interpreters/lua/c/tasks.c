@@ -312,6 +312,14 @@ static void lb_wait_cancel(lb_fiber *f) {
   f->cancelled = true;
 }
 
+/* Whether f resumes from a wait that lb_wait_cancel cancelled; the
+ * continuation that resumes asks once, which clears it. */
+static bool lb_fiber_take_cancelled(lb_fiber *f) {
+  bool cancelled = f->cancelled;
+  f->cancelled = false;
+  return cancelled;
+}
+
 /* The caller cancelled task t: every wait of its fibers is cancelled. */
 static uint32_t lb_task_cancel(lb_task *t) {
   t->cancelled = true;
@@ -395,17 +403,14 @@ static int lb_import_async_done(lua_State *L, int status, lua_KContext ctx) {
   lb_async_call *c = (lb_async_call *)ctx;
   const wit_import_func_t *f = &LB.wit->import_funcs[c->which];
   lb_fiber *fiber = lb_running_fiber;
+  bool cancelled = lb_fiber_take_cancelled(fiber);
   /* A cancelled call has a result only if it returned before it could be
    * cancelled; it is lifted all the same, so that its handles are owned. */
-  bool returned = !fiber->cancelled || (fiber->code & 0xf) == LB_SUBTASK_RETURNED;
-  if (returned) f->async_lift_impl(&c->cx, c->area);
+  if (!cancelled || (fiber->code & 0xf) == LB_SUBTASK_RETURNED) f->async_lift_impl(&c->cx, c->area);
   free(c->area);
   lb_cx_release(&c->cx);
   free(c);
-  if (fiber->cancelled) {
-    fiber->cancelled = false;
-    return lb_raise_cancelled(L);
-  }
+  if (cancelled) return lb_raise_cancelled(L);
   return LB_NONE(f->result) ? 0 : 1;
 }
 
@@ -429,10 +434,7 @@ static int lb_import_async(lua_State *L, size_t which, const char *name) {
   lb_gc_pause(L, &gc);
   uint32_t status = f->async_impl(&c->cx, c->area);
   lb_gc_resume(L, gc);
-  if ((status & 0xf) == LB_SUBTASK_RETURNED) {
-    fiber->cancelled = false;
-    return lb_import_async_done(L, LUA_OK, (lua_KContext)c);
-  }
+  if ((status & 0xf) == LB_SUBTASK_RETURNED) return lb_import_async_done(L, LUA_OK, (lua_KContext)c);
   /* The arguments stay on this stack while the call runs: the callee may
    * read them from memory until it has started. */
   return lb_task_wait(L, fiber, LB_EVENT_SUBTASK, status >> 4, NULL, (lua_KContext)c, lb_import_async_done);
