@@ -36,7 +36,7 @@ mod component;
 mod reference;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use component::Generator;
+use component::{ASYNC_BUILD, Generator};
 use componentize_testkit::Host;
 use componentize_testkit::bench::env_count;
 use std::pin::Pin;
@@ -50,8 +50,6 @@ use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi::WasiCtx;
 use wit_parser::{Resolve, WorldId};
 
-/// The async build of the test interpreter.
-const ASYNC_BUILD: &str = "lib/libasyncinterp.so";
 const INTERFACE: &str = "componentize:test/concurrent";
 
 /// The import calls the host saw start and end, in order (call ids).

@@ -211,20 +211,6 @@ fn random_worlds_match_wit_dylib() {
     }
 }
 
-/// Why wit-dylib 0.263 may panic on a world we bind: a future or stream
-/// type that no function signature holds (`lib.rs`, "encountered future
-/// type not used in any function"). Such an entry gets NULL built-ins from
-/// us.
-const UNUSED_TRANSMIT_PANIC: &str = "type not used in any function";
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
 #[test]
 fn random_async_worlds_match_wit_dylib() {
     let count = env_count("COMPONENTIZE_DIFF_ASYNC_WORLDS", 200).unwrap();
@@ -239,9 +225,9 @@ fn random_async_worlds_match_wit_dylib() {
         let config = Config::default();
         let reference = std::panic::catch_unwind(|| theirs(&resolve, world, &config));
         if let Err(payload) = &reference {
-            let msg = panic_message(payload.as_ref());
+            let msg = common::worlds::panic_message(payload.as_ref());
             assert!(
-                msg.contains(UNUSED_TRANSMIT_PANIC),
+                msg.contains(common::worlds::UNUSED_TRANSMIT_PANIC),
                 "{what}: wit-dylib panicked: {msg}"
             );
             let m = decode::decode_checked(&ours(&resolve, world, &config)).unwrap();
@@ -304,7 +290,10 @@ fn where_wit_dylib_panics_we_bind_or_refuse_by_name() {
         .select_world(&[pkg], Some("unused-transmits"))
         .unwrap();
     let panic = std::panic::catch_unwind(|| theirs(&resolve, world, &config)).unwrap_err();
-    assert!(panic_message(panic.as_ref()).contains(UNUSED_TRANSMIT_PANIC));
+    assert!(
+        common::worlds::panic_message(panic.as_ref())
+            .contains(common::worlds::UNUSED_TRANSMIT_PANIC)
+    );
     let m = decode::decode_checked(&ours(&resolve, world, &config)).unwrap();
     let d = &m.metadata;
     // Imported and exported: one registration per side, as for other types.

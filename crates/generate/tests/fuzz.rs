@@ -14,9 +14,11 @@
 //!   futures and streams are bound (and linked: wit-component accepts
 //!   their built-ins).
 //! - `roundtrip`: mirror worlds of wit-smith packages (the synchronous
-//!   subset, with maps) built with both generators and called with random
+//!   subset or, for half the inputs, with async functions, futures and
+//!   streams; with maps) built with both generators and called with random
 //!   values through the test interpreter, in lockstep, exactly as the
-//!   round-trip suite (tests/roundtrip.rs) does.
+//!   round-trip suite (tests/roundtrip.rs) does, concurrently too in async
+//!   worlds.
 //!
 //! Needs the toolchain build: `bash toolchain/build.sh`.
 //!
@@ -129,7 +131,7 @@ fn check_world(resolve: &Resolve, world: WorldId, link: bool, tally: &mut Worlds
             }
             tally.generated += 1;
             if link {
-                if let Err(e) = component::link(bindings.wasm()) {
+                if let Err(e) = component::link_with(bindings.wasm(), component::SYNC_BUILD) {
                     panic!(
                         "world `{name}`: wit-component does not link the bindings: {e:#}\n{}",
                         wit()
@@ -186,6 +188,7 @@ fn generate_fuzz() {
 #[test]
 fn roundtrip_fuzz() {
     let (mut calls_made, mut handles, mut build) = (0, 0, Duration::ZERO);
+    let (mut concurrent, mut most_in_flight, mut skipped, mut alone) = (0, 0, 0, 0);
     Target::new(
         "roundtrip",
         "cargo test -p componentize-generate --test fuzz roundtrip_fuzz",
@@ -195,7 +198,11 @@ fn roundtrip_fuzz() {
     .run(|u| {
         let bytes = smith::biased_bytes(u)?;
         let mut u = Unstructured::new(&bytes);
-        let config = smith::smith_config(&mut u)?;
+        let config = if u.arbitrary()? {
+            smith::async_config(&mut u)?
+        } else {
+            smith::smith_config(&mut u)?
+        };
         let wasm = wit_smith::smith(&config, &mut u)?;
         let (mut resolve, _) = smith::decode_package(&wasm).expect("wit-smith's output decodes");
         // Both generators must build the world: no maps the component
@@ -212,6 +219,10 @@ fn roundtrip_fuzz() {
                 calls_made += stats.calls;
                 handles += stats.handles;
                 build += stats.build;
+                concurrent += stats.concurrent_calls;
+                most_in_flight = most_in_flight.max(stats.most_in_flight);
+                skipped += stats.skipped;
+                alone += usize::from(stats.alone);
                 Ok(())
             }
             // Not the bindings' fault: the suite skips these too.
@@ -223,7 +234,9 @@ fn roundtrip_fuzz() {
         }
     });
     eprintln!(
-        "roundtrip: {calls_made} checked calls per generator, {handles} handles, building {build:.1?}"
+        "roundtrip: {calls_made} checked calls per generator ({concurrent} concurrent, up to \
+         {most_in_flight} imports waiting at once), {handles} handles, building {build:.1?}; \
+         {skipped} exports left out, {alone} worlds with our bindings alone"
     );
 }
 

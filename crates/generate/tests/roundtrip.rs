@@ -15,7 +15,10 @@
 //! order, with type indices and values) must be identical.
 //!
 //! Worlds: the hand-written ones of fixtures/wit/roundtrip/, and mirror
-//! worlds built from wit-smith packages (`roundtrip/mirror.rs`).
+//! worlds built from wit-smith packages (`roundtrip/mirror.rs`), without and
+//! with wit-smith's async functions, futures and streams. Async worlds link
+//! the async build of the interpreter (libasyncinterp), and their handle-free
+//! exports also run concurrently (see `roundtrip/driver.rs`).
 //!
 //! Needs the toolchain build: `bash toolchain/build.sh`.
 //!
@@ -23,6 +26,8 @@
 //!   COMPONENTIZE_ROUNDTRIP_WORLDS=n   random worlds (default 200)
 //!   COMPONENTIZE_ROUNDTRIP_SEED=n     run only the random world of seed n
 //!   COMPONENTIZE_ROUNDTRIP_CALLS=n    calls per random world (default 20)
+//!   COMPONENTIZE_ASYNC_WORLDS=n       random async worlds (default 100)
+//!   COMPONENTIZE_ASYNC_SEED=n         run only the random async world of seed n
 
 #[path = "roundtrip/component.rs"]
 mod component;
@@ -103,8 +108,54 @@ fn handwritten_worlds() {
 /// cycling through the exports in a random order.
 #[test]
 fn random_worlds() {
-    let single = env_number("COMPONENTIZE_ROUNDTRIP_SEED");
-    let count = env_number("COMPONENTIZE_ROUNDTRIP_WORLDS").unwrap_or(200) as usize;
+    random_mirror_worlds(&Random {
+        package: smith::random_package,
+        worlds: "COMPONENTIZE_ROUNDTRIP_WORLDS",
+        default_worlds: 200,
+        seed: "COMPONENTIZE_ROUNDTRIP_SEED",
+        test: "random_worlds",
+        concurrent: false,
+    });
+}
+
+/// Mirror worlds of wit-smith packages with async functions, futures and
+/// streams (fixed seeds from 0): 20 sequential calls each as above, then
+/// three concurrent rounds with every handle-free export in flight at once,
+/// its import answering after a few executor turns (out of order); and the
+/// same calls with wit-dylib's bindings driving the interpreter alike.
+#[test]
+fn random_async_worlds() {
+    random_mirror_worlds(&Random {
+        package: smith::random_async_package,
+        worlds: "COMPONENTIZE_ASYNC_WORLDS",
+        default_worlds: 100,
+        seed: "COMPONENTIZE_ASYNC_SEED",
+        test: "random_async_worlds",
+        concurrent: true,
+    });
+}
+
+/// The wit-smith packages of a seed and the main one, or `None` if the
+/// seed is declined.
+type PackagesOf = fn(u64) -> anyhow::Result<Option<(wit_parser::Resolve, wit_parser::PackageId)>>;
+
+/// Where a random suite's worlds come from and how it is scaled.
+struct Random {
+    package: PackagesOf,
+    /// The variables giving the number of worlds and a single seed.
+    worlds: &'static str,
+    default_worlds: u64,
+    seed: &'static str,
+    /// The test's name, for the replay line.
+    test: &'static str,
+    /// Whether the worlds are async, so that concurrent rounds must have
+    /// had calls overlap.
+    concurrent: bool,
+}
+
+fn random_mirror_worlds(random: &Random) {
+    let single = env_number(random.seed);
+    let count = env_number(random.worlds).unwrap_or(random.default_worlds) as usize;
     let calls = env_number("COMPONENTIZE_ROUNDTRIP_CALLS").unwrap_or(20) as usize;
     let start = Instant::now();
 
@@ -119,7 +170,7 @@ fn random_worlds() {
         if worlds.len() >= count {
             break;
         }
-        let world = smith::random_package(seed)
+        let world = (random.package)(seed)
             .and_then(|p| p.map_or(Ok(None), |(resolve, _)| mirror::mirror_of(resolve)));
         match world {
             Ok(Some(w)) if w.function_count() > 0 => worlds.push((seed, w)),
@@ -161,6 +212,7 @@ fn random_worlds() {
     results.sort_by_key(|(seed, _)| *seed);
 
     let (mut calls_made, mut handles, mut with_handles, mut build) = (0, 0, 0, Duration::ZERO);
+    let (mut skipped, mut concurrent, mut most_in_flight, mut alone) = (0, 0, 0, 0);
     let mut failures = Vec::new();
     let mut unlinkable = Vec::new();
     for (seed, outcome) in &results {
@@ -170,6 +222,10 @@ fn random_worlds() {
                 handles += s.handles;
                 with_handles += usize::from(s.handles > 0);
                 build += s.build;
+                skipped += s.skipped;
+                concurrent += s.concurrent_calls;
+                most_in_flight = most_in_flight.max(s.most_in_flight);
+                alone += usize::from(s.alone);
             }
             Outcome::Unlinkable(e) => {
                 eprintln!("seed {seed}: skipped, neither component links: {e}");
@@ -187,15 +243,20 @@ fn random_worlds() {
                     String::new()
                 };
                 failures.push(format!(
-                    "seed {seed}: {e}\nreplay: COMPONENTIZE_ROUNDTRIP_SEED={seed} cargo test -p componentize-generate --test roundtrip random_worlds{wit}"
+                    "seed {seed}: {e}\nreplay: {}={seed} cargo test -p componentize-generate --test roundtrip {}{wit}",
+                    random.seed, random.test
                 ));
             }
         }
     }
     eprintln!(
         "{} random worlds ({declined} seeds declined, {} unlinkable: {unlinkable:?}) x 2 generators in {:.1?} \
-         on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator, \
-         {handles} handles in {with_handles} worlds; {} failed",
+         on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator \
+         ({concurrent} in concurrent rounds, up to {most_in_flight} imports waiting at once), \
+         {handles} handles in {with_handles} worlds; {skipped} exports left out \
+         (a future, stream or error-context in their types); {alone} worlds ran with our \
+         bindings alone (wit-dylib panics on a future or stream type no function holds); \
+         {} failed",
         results.len(),
         unlinkable.len(),
         start.elapsed(),
@@ -213,4 +274,12 @@ fn random_worlds() {
         seeds.join(", "),
         failures.join("\n\n")
     );
+    // One seed replayed may have nothing to run concurrently.
+    if random.concurrent && single.is_none() {
+        assert!(
+            concurrent > 0 && most_in_flight >= 2,
+            "the concurrent rounds did not overlap: {concurrent} calls, at most {most_in_flight} \
+             import waiting at a time"
+        );
+    }
 }

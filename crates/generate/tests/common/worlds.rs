@@ -160,7 +160,16 @@ pub fn random_async_world(seed: u64) -> Result<Option<(Resolve, WorldId)>> {
 
 /// All packages generated for `seed` and the id of the main one.
 pub fn random_package(seed: u64) -> Result<Option<(Resolve, PackageId)>> {
-    let Some(wasm) = random_wit_wasm(seed) else {
+    packages_of(seed, smith_config)
+}
+
+/// Like [`random_package`], with [`async_config`].
+pub fn random_async_package(seed: u64) -> Result<Option<(Resolve, PackageId)>> {
+    packages_of(seed, async_config)
+}
+
+fn packages_of(seed: u64, config: ConfigFn) -> Result<Option<(Resolve, PackageId)>> {
+    let Some(wasm) = smith_wasm(seed, config) else {
         return Ok(None);
     };
     decode_package(&wasm)
@@ -445,4 +454,19 @@ pub fn random_worlds(
             Err(e) => Some(Err(e.context(format!("seed {seed}")))),
         })
         .take(count)
+}
+
+/// Why wit-dylib 0.263 may panic on a world we bind: a future or stream
+/// type that no function signature holds (`lib.rs`, "encountered future
+/// type not used in any function"). Such an entry gets NULL built-ins from
+/// us.
+pub const UNUSED_TRANSMIT_PANIC: &str = "type not used in any function";
+
+/// The message of a caught panic.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }

@@ -10,6 +10,11 @@ use wit_parser::{Resolve, WorldId};
 /// Name of the interpreter library, as recorded in the bindings' `needed`.
 pub const INTERPRETER: &str = "libtestinterp.so";
 
+/// The test interpreter's build for synchronous worlds.
+pub const SYNC_BUILD: &str = "lib/libtestinterp.so";
+/// Its build with async exports, which imports the task built-ins.
+pub const ASYNC_BUILD: &str = "lib/libasyncinterp.so";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Generator {
     Componentize,
@@ -37,12 +42,6 @@ pub fn bindings(resolve: &Resolve, world: WorldId, generator: Generator) -> Resu
     }
 }
 
-/// Links the bindings with the test interpreter for synchronous worlds and
-/// libc.
-pub fn link(bindings: &[u8]) -> Result<Vec<u8>> {
-    link_with(bindings, "lib/libtestinterp.so")
-}
-
 /// Links the bindings with the interpreter `build` (a toolchain file,
 /// linked under [`INTERPRETER`]'s name, which the bindings' `needed`
 /// records) and libc. The
@@ -57,11 +56,17 @@ pub fn link_with(bindings: &[u8], build: &str) -> Result<Vec<u8>> {
     linker.encode().context("linking the component")
 }
 
-/// Generates, links and compiles `world`.
-pub fn build(resolve: &Resolve, world: WorldId, generator: Generator) -> Result<Component> {
+/// Generates `world`, links it with the interpreter `build` (a toolchain
+/// file) and compiles it.
+pub fn build(
+    resolve: &Resolve,
+    world: WorldId,
+    generator: Generator,
+    build: &str,
+) -> Result<Component> {
     let bindings = bindings(resolve, world, generator)
         .with_context(|| format!("generating bindings with {}", generator.name()))?;
-    let wasm = link(&bindings)?;
+    let wasm = link_with(&bindings, build)?;
     // Not `testkit::compile`: that keeps every component for the life of
     // the test binary, and hundreds of random worlds are built here, each
     // once. The engine's incremental cache still shares the libraries' code.

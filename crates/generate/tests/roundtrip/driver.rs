@@ -12,6 +12,17 @@
 //!   4. drops every handle it still holds, asks the interpreter for its live
 //!      bytes (must be 0) and checks that the guest owns no host resource.
 //!
+//! Async worlds (an async function, or a future or stream anywhere) run
+//! with the async test interpreter (libasyncinterp) on wasmtime's
+//! component-model-async: exports are called with `call_async`, async
+//! imports answer after a few executor turns, so the guest sees them
+//! return later, and [`Driver::concurrent_round`] has a call of every
+//! handle-free export in flight at once, their imports answering out of
+//! order. Exports whose types carry a future, a stream or an
+//! `error-context` are left out ([`Driver::skipped`]): wasmtime 48's host
+//! makes those only for payload types fixed at compile time (the fixed
+//! world of tests/async_roundtrip.rs carries them).
+//!
 //! Values are compared exactly: floats by their bits (wasmtime 48 does not
 //! canonicalize NaNs when lifting or lowering, so payloads must survive),
 //! flags as sets of names.
@@ -23,12 +34,13 @@
 //! instance of the exported resource, so every guest handle stands for one
 //! host rep. Handles sent are matched against the reps received.
 
+use crate::smith;
 use crate::values::Rng;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use std::collections::{BTreeSet, HashSet};
 use wasmtime::component::{
-    Component, Func, ResourceAny, ResourceDynamic, ResourceTable, ResourceType, Val,
-    types::ComponentFunc,
+    Component, Func, LinkerInstance, ResourceAny, ResourceDynamic, ResourceTable, ResourceType,
+    Val, types::ComponentFunc,
 };
 use wasmtime::{AsContextMut, Store, StoreContextMut};
 use wasmtime_wasi::WasiCtx;
@@ -44,7 +56,14 @@ type HostState = componentize_testkit::Host<State>;
 
 /// What the host tracks across calls.
 pub struct State {
-    pending: Option<Pending>,
+    /// The import calls expected: one for a checked call, one per export
+    /// in flight for a concurrent round.
+    pending: Vec<Pending>,
+    /// Executor turns the next async import waits before answering.
+    turns: u64,
+    /// Async imports waiting to answer now, and the most at one time.
+    in_flight: usize,
+    most_in_flight: usize,
     /// Handles the host sent or holds, with the rep of the host resource
     /// each stands for.
     known: Vec<(ResourceAny, u32)>,
@@ -248,7 +267,73 @@ fn compare_resource(
     }
 }
 
-/// The host function standing for import `name` of `interface`.
+/// Checks a call of import `name` of `interface` against the pending call
+/// expecting it and fills in that call's result.
+fn answer_import(
+    store: &mut StoreContextMut<'_, HostState>,
+    interface: &Option<String>,
+    name: &str,
+    params: &[Val],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let what = describe(interface, name);
+    let st = &mut store.data_mut().data;
+    let Some(i) = st
+        .pending
+        .iter()
+        .position(|p| !p.called && p.interface == *interface && p.name == name)
+    else {
+        let expected: Vec<String> = st
+            .pending
+            .iter()
+            .map(|p| {
+                let called = if p.called { " (already called)" } else { "" };
+                format!("{}{called}", describe(&p.interface, &p.name))
+            })
+            .collect();
+        let msg = if expected.is_empty() {
+            format!("import {what} called outside a checked call")
+        } else {
+            format!(
+                "import {what} called while expecting {}",
+                expected.join(", ")
+            )
+        };
+        if let Some(p) = st.pending.first_mut() {
+            p.errors.push(msg.clone());
+        }
+        wasmtime::bail!("{msg}");
+    };
+    // Out of the list while `compare` has the store; back in its place after.
+    let mut p = st.pending.remove(i);
+    p.called = true;
+    if params.len() != p.args.len() {
+        p.errors.push(format!(
+            "import {what}: {} arguments, sent {}",
+            params.len(),
+            p.args.len()
+        ));
+    }
+    let mut errors = Vec::new();
+    for (i, (sent, got)) in p.args.iter().zip(params).enumerate() {
+        compare(
+            store,
+            sent,
+            got,
+            Dir::Args,
+            &format!("argument {i}"),
+            &mut errors,
+        );
+    }
+    p.errors.extend(errors);
+    if let (Some(r), Some(slot)) = (&p.result, results.first_mut()) {
+        *slot = r.clone();
+    }
+    store.data_mut().data.pending.insert(i, p);
+    Ok(())
+}
+
+/// The host function standing for sync import `name` of `interface`.
 fn import_func(
     interface: Option<String>,
     name: String,
@@ -257,46 +342,44 @@ fn import_func(
 + Sync
 + 'static {
     move |mut store, _ty, params, results| {
-        let what = describe(&interface, &name);
-        let Some(mut p) = store.data_mut().data.pending.take() else {
-            wasmtime::bail!("import {what} called outside a checked call");
-        };
-        if p.interface != interface || p.name != name || p.called {
-            let msg = format!(
-                "import {what} called while expecting {}{}",
-                describe(&p.interface, &p.name),
-                if p.called { " (already called)" } else { "" }
-            );
-            p.errors.push(msg.clone());
-            store.data_mut().data.pending = Some(p);
-            wasmtime::bail!("{msg}");
-        }
-        p.called = true;
-        if params.len() != p.args.len() {
-            p.errors.push(format!(
-                "import {what}: {} arguments, sent {}",
-                params.len(),
-                p.args.len()
-            ));
-        }
-        let mut errors = Vec::new();
-        for (i, (sent, got)) in p.args.iter().zip(params).enumerate() {
-            compare(
-                &mut store,
-                sent,
-                got,
-                Dir::Args,
-                &format!("argument {i}"),
-                &mut errors,
-            );
-        }
-        p.errors.extend(errors);
-        if let (Some(r), Some(slot)) = (&p.result, results.first_mut()) {
-            *slot = r.clone();
-        }
-        store.data_mut().data.pending = Some(p);
-        Ok(())
+        answer_import(&mut store, &interface, &name, params, results)
     }
+}
+
+/// Adds async import `name` of `interface` to `linker`: it answers like a
+/// sync one, after 0 to 4 executor turns (0 lets the guest see it return at
+/// once), so that concurrent calls' imports return out of order.
+fn add_async_import(
+    linker: &mut LinkerInstance<'_, HostState>,
+    interface: Option<String>,
+    name: String,
+) -> wasmtime::Result<()> {
+    let key = name.clone();
+    linker.func_new_concurrent(&key, move |a, _ty, params, results| {
+        let (interface, name) = (interface.clone(), name.clone());
+        Box::pin(async move {
+            let turns = a.with(|mut access| {
+                let st = &mut access.data_mut().data;
+                st.turns += 1;
+                st.in_flight += 1;
+                st.most_in_flight = st.most_in_flight.max(st.in_flight);
+                (st.turns.wrapping_mul(0x9e37_79b9) >> 7) % 5
+            });
+            for _ in 0..turns {
+                tokio::task::yield_now().await;
+            }
+            a.with(|mut access| {
+                access.data_mut().data.in_flight -= 1;
+                answer_import(
+                    &mut access.as_context_mut(),
+                    &interface,
+                    &name,
+                    params,
+                    results,
+                )
+            })
+        })
+    })
 }
 
 /// What the interpreter saw: the number of events, a hash of them all and
@@ -343,6 +426,12 @@ pub struct Driver<'r> {
     pub calls: usize,
     /// Handles made for arguments and results.
     pub handles: usize,
+    /// Exports left out: their types carry a future, a stream or an
+    /// `error-context` (see the module comment).
+    pub skipped: usize,
+    /// The executor of an async world's calls; `None` for a sync world,
+    /// whose calls are plain `Func::call`s.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 fn owner(resolve: &Resolve, id: TypeId) -> Option<InterfaceId> {
@@ -357,6 +446,40 @@ fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
         id = next;
     }
     id
+}
+
+/// Whether the world needs the async test interpreter and component-model
+/// async: it has an async function, or a future or stream type.
+pub fn is_async_world(resolve: &Resolve, world: WorldId) -> bool {
+    let w = &resolve.worlds[world];
+    let functions = w
+        .imports
+        .values()
+        .chain(w.exports.values())
+        .flat_map(|item| match item {
+            WorldItem::Interface { id, .. } => resolve.interfaces[*id].functions.values().collect(),
+            WorldItem::Function(f) => vec![f],
+            WorldItem::Type { .. } => Vec::new(),
+        });
+    functions
+        .into_iter()
+        .any(|f| f.kind.is_async() || types_of(f).any(|t| carries_transmit(resolve, t)))
+}
+
+/// Whether a value of `ty` holds a future, a stream or an `error-context`.
+fn carries_transmit(resolve: &Resolve, ty: &Type) -> bool {
+    smith::parts(resolve, ty).iter().any(|t| match t {
+        Type::ErrorContext => true,
+        Type::Id(id) => matches!(
+            resolve.types[*id].kind,
+            TypeDefKind::Future(_) | TypeDefKind::Stream(_)
+        ),
+        _ => false,
+    })
+}
+
+fn types_of(f: &Function) -> impl Iterator<Item = &Type> {
+    f.params.iter().map(|p| &p.ty).chain(&f.result)
 }
 
 /// Whether `ty` is a scalar or a string (gets long lists in big mode).
@@ -382,6 +505,11 @@ impl<'r> Driver<'r> {
         let engine = component.engine();
         let mut linker = componentize_testkit::linker::<State>();
         let w = &resolve.worlds[world];
+        let runtime = is_async_world(resolve, world).then(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a tokio runtime")
+        });
         for (key, item) in &w.imports {
             match item {
                 WorldItem::Interface { id, .. } => {
@@ -406,8 +534,18 @@ impl<'r> Driver<'r> {
                         }
                     }
                     for f in iface.functions.values() {
-                        inst.func_new(&f.name, import_func(Some(name.clone()), f.name.clone()))?;
+                        if f.kind.is_async() {
+                            add_async_import(&mut inst, Some(name.clone()), f.name.clone())?;
+                        } else {
+                            inst.func_new(
+                                &f.name,
+                                import_func(Some(name.clone()), f.name.clone()),
+                            )?;
+                        }
                     }
+                }
+                WorldItem::Function(f) if f.kind.is_async() => {
+                    add_async_import(&mut linker.root(), None, f.name.clone())?;
                 }
                 WorldItem::Function(f) => {
                     linker
@@ -429,7 +567,10 @@ impl<'r> Driver<'r> {
                 wasi: WasiCtx::builder().inherit_stderr().build(),
                 table: ResourceTable::new(),
                 data: State {
-                    pending: None,
+                    pending: Vec::new(),
+                    turns: 0,
+                    in_flight: 0,
+                    most_in_flight: 0,
                     known: Vec::new(),
                     held: Vec::new(),
                     outstanding: BTreeSet::new(),
@@ -438,12 +579,17 @@ impl<'r> Driver<'r> {
                 },
             },
         );
-        let instance = wt(linker.instantiate(&mut store, component)).context("instantiating")?;
+        let instance = match &runtime {
+            Some(rt) => rt.block_on(linker.instantiate_async(&mut store, component)),
+            None => linker.instantiate(&mut store, component),
+        };
+        let instance = wt(instance).context("instantiating")?;
 
         let mut exports = Vec::new();
         let mut exported = HashSet::new();
         let mut live_bytes = None;
         let mut trace = None;
+        let mut skipped = 0;
         for (key, item) in &w.exports {
             match item {
                 WorldItem::Interface { id, .. } => {
@@ -466,6 +612,10 @@ impl<'r> Driver<'r> {
                     }
                     exported.insert(*id);
                     for f in resolve.interfaces[*id].functions.values() {
+                        if types_of(f).any(|t| carries_transmit(resolve, t)) {
+                            skipped += 1;
+                            continue;
+                        }
                         exports.push(Export {
                             interface: Some(name.clone()),
                             interface_id: Some(*id),
@@ -482,6 +632,10 @@ impl<'r> Driver<'r> {
                         .values()
                         .any(|i| matches!(i, WorldItem::Function(g) if g.name == import_name));
                     if !mirrored {
+                        continue;
+                    }
+                    if types_of(f).any(|t| carries_transmit(resolve, t)) {
+                        skipped += 1;
                         continue;
                     }
                     let handle = instance
@@ -512,6 +666,8 @@ impl<'r> Driver<'r> {
             constructing: 0,
             calls: 0,
             handles: 0,
+            skipped,
+            runtime,
         })
     }
 
@@ -536,45 +692,136 @@ impl<'r> Driver<'r> {
         params.iter().map(|t| self.make(t, guest_view)).collect()
     }
 
-    /// Calls export `e`, expecting its mirror import to see `args`; returns
-    /// the export's result.
-    fn checked_call(&mut self, e: usize, args: Vec<Val>) -> Result<Option<Val>> {
-        self.calls += 1;
+    /// Calls `f`: with `call_async` in an async world, which runs wasmtime's
+    /// event loop until the call is done.
+    fn call(&mut self, f: Func, args: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
+        match &self.runtime {
+            Some(rt) => rt.block_on(f.call_async(&mut self.store, args, results)),
+            None => f.call(&mut self.store, args, results),
+        }
+    }
+
+    /// The pending call of export `e` with `args`, and a random result for
+    /// its import to give.
+    fn expect(&mut self, e: usize, args: Vec<Val>) -> Result<Pending> {
         let result = match self.exports[e].func.result {
             Some(t) => Some(self.make(&t, false)?),
             None => None,
         };
         let export = &self.exports[e];
-        self.store.data_mut().data.pending = Some(Pending {
+        Ok(Pending {
             interface: export.interface.clone(),
             name: export.import_name.clone(),
-            args: args.clone(),
-            result: result.clone(),
+            args,
+            result,
             called: false,
             errors: Vec::new(),
-        });
-        let mut results = vec![Val::Bool(false); usize::from(result.is_some())];
-        let outcome = export.handle.call(&mut self.store, &args, &mut results);
-        let pending = self.store.data_mut().data.pending.take();
-        let mut errors = pending
-            .as_ref()
-            .map(|p| p.errors.clone())
-            .unwrap_or_default();
+        })
+    }
+
+    /// What went wrong in the call `pending` stood for, given what the
+    /// export gave back (`outcome`, then its results).
+    fn settle(
+        &mut self,
+        pending: Pending,
+        outcome: wasmtime::Result<()>,
+        results: &[Val],
+    ) -> Vec<String> {
+        let mut errors = pending.errors;
         if let Err(e) = outcome {
             errors.push(format!("the call failed: {e:?}"));
-            bail!("{}", errors.join("\n"));
+            return errors;
         }
-        if !pending.is_some_and(|p| p.called) {
+        if !pending.called {
             errors.push("the export returned without calling its mirror import".into());
         }
-        if let (Some(sent), Some(got)) = (&result, results.first()) {
+        if let (Some(sent), Some(got)) = (&pending.result, results.first()) {
             let mut store = self.store.as_context_mut();
             compare(&mut store, sent, got, Dir::Result, "result", &mut errors);
         }
+        errors
+    }
+
+    /// Calls export `e`, expecting its mirror import to see `args`; returns
+    /// the export's result.
+    fn checked_call(&mut self, e: usize, args: Vec<Val>) -> Result<Option<Val>> {
+        self.calls += 1;
+        let pending = self.expect(e, args.clone())?;
+        let mut results = vec![Val::Bool(false); usize::from(pending.result.is_some())];
+        self.store.data_mut().data.pending = vec![pending];
+        let outcome = self.call(self.exports[e].handle, &args, &mut results);
+        let Some(pending) = self.store.data_mut().data.pending.pop() else {
+            bail!("the pending call went missing");
+        };
+        let errors = self.settle(pending, outcome, &results);
         if !errors.is_empty() {
             bail!("{}", errors.join("\n"));
         }
         Ok(results.pop())
+    }
+
+    /// The most async imports that were waiting to answer at one time.
+    pub fn most_in_flight(&self) -> usize {
+        self.store.data().data.most_in_flight
+    }
+
+    /// Whether export `e` can be in a concurrent round: its import is told
+    /// apart by name alone, and no handle (whose bookkeeping is per call)
+    /// crosses.
+    pub fn is_concurrent(&self, e: usize) -> bool {
+        let f = &self.exports[e].func;
+        self.runtime.is_some()
+            && !matches!(f.kind, FunctionKind::Constructor(_))
+            && !types_of(f).any(|t| smith::holds_handle(self.resolve, t))
+    }
+
+    /// One call of each export of `es` (see [`Driver::is_concurrent`]) with
+    /// random arguments, all in flight at once, then the leak checks.
+    pub fn concurrent_round(&mut self, es: &[usize]) -> Result<()> {
+        self.big = false;
+        self.budget = 600 * es.len();
+        let mut calls = Vec::new();
+        let mut pending = Vec::new();
+        for &e in es {
+            ensure!(
+                self.is_concurrent(e),
+                "{} cannot run concurrently",
+                self.exports[e].describe()
+            );
+            let args = self.args(e)?;
+            let p = self.expect(e, args.clone())?;
+            let arity = usize::from(p.result.is_some());
+            calls.push((self.exports[e].handle, args, arity));
+            pending.push(p);
+        }
+        self.calls += es.len();
+        self.store.data_mut().data.pending = pending;
+        let Some(rt) = &self.runtime else {
+            bail!("a concurrent round in a sync world");
+        };
+        let outcomes = rt.block_on(self.store.run_concurrent(async |a| {
+            let all = calls.iter().map(|(f, args, arity)| async move {
+                let mut results = vec![Val::Bool(false); *arity];
+                let outcome = f.call_concurrent(a, args, &mut results).await;
+                (outcome, results)
+            });
+            futures::future::join_all(all).await
+        }));
+        let outcomes = wt(outcomes).context("running the concurrent calls")?;
+        let pending = std::mem::take(&mut self.store.data_mut().data.pending);
+        let mut errors = Vec::new();
+        for ((&e, p), (outcome, results)) in es.iter().zip(pending).zip(outcomes) {
+            let what = self.exports[e].describe();
+            let shown = short(&p.args);
+            for error in self.settle(p, outcome, &results) {
+                errors.push(format!("{what}({shown}): {error}"));
+            }
+        }
+        let cleanup = self.cleanup();
+        if !errors.is_empty() {
+            bail!("{}", errors.join("\n"));
+        }
+        cleanup
     }
 
     /// Drops every handle the host holds, then checks that the interpreter
@@ -582,7 +829,11 @@ impl<'r> Driver<'r> {
     fn cleanup(&mut self) -> Result<()> {
         let held = std::mem::take(&mut self.store.data_mut().data.held);
         for r in held {
-            wt(r.resource_drop(&mut self.store)).context("dropping a handle")?;
+            let dropped = match &self.runtime {
+                Some(rt) => rt.block_on(r.resource_drop_async(&mut self.store)),
+                None => r.resource_drop(&mut self.store),
+            };
+            wt(dropped).context("dropping a handle")?;
         }
         self.store.data_mut().data.known.clear();
         let errors = std::mem::take(&mut self.store.data_mut().data.errors);
@@ -590,7 +841,7 @@ impl<'r> Driver<'r> {
             bail!("{}", errors.join("\n"));
         }
         let mut out = [Val::U64(0)];
-        wt(self.live_bytes.call(&mut self.store, &[], &mut out)).context("calling live-bytes")?;
+        wt(self.call(self.live_bytes, &[], &mut out)).context("calling live-bytes")?;
         match out[0] {
             Val::U64(0) => {}
             Val::U64(n) => bail!(
@@ -609,7 +860,7 @@ impl<'r> Driver<'r> {
     /// The interpreter's trace since the last call (see testinterp.c).
     pub fn take_trace(&mut self) -> Result<Trace> {
         let mut out = [Val::Bool(false)];
-        wt(self.trace.call(&mut self.store, &[], &mut out)).context("calling trace")?;
+        wt(self.call(self.trace, &[], &mut out)).context("calling trace")?;
         match &out[0] {
             Val::Tuple(t) => match &t[..] {
                 [Val::U64(count), Val::U64(hash), Val::List(lines)] => Ok(Trace {

@@ -3,7 +3,8 @@
 //! (tests/fuzz.rs).
 
 use crate::component::{self, Generator};
-use crate::driver::{Driver, Trace};
+use crate::driver::{self, Driver, Trace};
+use crate::smith;
 use crate::values::Rng;
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
@@ -16,7 +17,19 @@ pub struct Stats {
     pub calls: usize,
     pub handles: usize,
     pub build: Duration,
+    /// Exports left out (see `Driver::skipped`).
+    pub skipped: usize,
+    /// Calls made in concurrent rounds, and the most async imports that
+    /// were waiting to answer at one time.
+    pub concurrent_calls: usize,
+    pub most_in_flight: usize,
+    /// wit-dylib could not bind the world (see `run_pair`): our bindings
+    /// ran alone, with no trace to compare.
+    pub alone: bool,
 }
+
+/// Concurrent rounds of an async world, after its sequential calls.
+const CONCURRENT_ROUNDS: usize = 3;
 
 pub enum Outcome {
     Passed(Stats),
@@ -83,14 +96,31 @@ fn same_link_error(a: &anyhow::Error, b: &anyhow::Error) -> bool {
 /// (given the number of exports) on both, in lockstep.
 pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedule) -> Outcome {
     let start = Instant::now();
-    let built: Vec<anyhow::Result<Component>> = GENERATORS
-        .iter()
-        .map(|g| component::build(resolve, world, *g))
-        .collect();
+    let interpreter = if driver::is_async_world(resolve, world) {
+        component::ASYNC_BUILD
+    } else {
+        component::SYNC_BUILD
+    };
+    let ours = component::build(resolve, world, Generator::Componentize, interpreter);
+    // wit-dylib panics on a future or stream type no function holds; then
+    // our bindings run alone.
+    let theirs = std::panic::catch_unwind(|| {
+        component::build(resolve, world, Generator::WitDylib, interpreter)
+    });
+    let theirs = match theirs {
+        Ok(built) => Some(built),
+        Err(panic)
+            if smith::panic_message(panic.as_ref()).contains(smith::UNUSED_TRANSMIT_PANIC) =>
+        {
+            None
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     let build = start.elapsed();
-    let components = match (&built[0], &built[1]) {
-        (Ok(a), Ok(b)) => [a, b],
-        (Err(a), Err(b)) if same_link_error(a, b) => {
+    let components = match (&ours, &theirs) {
+        (Ok(a), Some(Ok(b))) => vec![a, b],
+        (Ok(a), None) => vec![a],
+        (Err(a), Some(Err(b))) if same_link_error(a, b) => {
             return Outcome::Unlinkable(format!("{a:#}"));
         }
         _ => {
@@ -98,10 +128,10 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
                 Ok(_) => "ok".to_string(),
                 Err(e) => format!("{e:#}"),
             };
+            let theirs = theirs.as_ref().map_or("(panicked)".into(), show);
             return Outcome::Failed(format!(
-                "building: componentize: {}\nwit-dylib: {}",
-                show(&built[0]),
-                show(&built[1])
+                "building: componentize: {}\nwit-dylib: {theirs}",
+                show(&ours)
             ));
         }
     };
@@ -112,49 +142,70 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
             Err(e) => return Outcome::Failed(format!("instantiating ({}): {e:#}", g.name())),
         }
     }
-    let [a, b] = &mut drivers[..] else {
-        unreachable!()
-    };
-    let traces = |a: &mut Driver<'_>, b: &mut Driver<'_>, after: &str| -> Result<(), String> {
-        let ta = a.take_trace().map_err(|e| format!("componentize: {e:#}"))?;
-        let tb = b.take_trace().map_err(|e| format!("wit-dylib: {e:#}"))?;
-        if ta.count != tb.count || ta.hash != tb.hash || ta.lines != tb.lines {
-            return Err(format!(
-                "the two bindings drive the interpreter differently {after}: {}",
-                trace_difference(&ta, &tb)
-            ));
-        }
-        Ok(())
-    };
-    if let Err(e) = traces(a, b, "while instantiating") {
+    if let Err(e) = lockstep(&mut drivers, "while instantiating", |_| Ok(())) {
         return Outcome::Failed(e);
     }
     let mut rng = Rng::new(seed ^ 0x5ca1_ab1e);
-    for (e, big) in schedule(&mut rng, a.exports.len()) {
-        let what = a.exports[e].describe();
-        match (a.round(e, big), b.round(e, big)) {
-            (Ok(()), Ok(())) => {}
-            (ra, rb) => {
-                let show = |r: anyhow::Result<()>| match r {
-                    Ok(()) => "passed".to_string(),
-                    Err(e) => format!("FAILED: {e:#}"),
-                };
-                return Outcome::Failed(format!(
-                    "componentize {}\nwit-dylib {}",
-                    show(ra),
-                    show(rb)
-                ));
-            }
-        }
-        if let Err(e) = traces(a, b, &format!("in a call of {what}")) {
+    for (e, big) in schedule(&mut rng, drivers[0].exports.len()) {
+        let what = format!("in a call of {}", drivers[0].exports[e].describe());
+        if let Err(e) = lockstep(&mut drivers, &what, |d| d.round(e, big)) {
             return Outcome::Failed(e);
         }
     }
+    let a = &drivers[0];
+    let concurrent: Vec<usize> = (0..a.exports.len())
+        .filter(|e| a.is_concurrent(*e))
+        .collect();
+    let sequential_calls = a.calls;
+    if !concurrent.is_empty() {
+        for round in 0..CONCURRENT_ROUNDS {
+            let what = format!("in concurrent round {round}");
+            if let Err(e) = lockstep(&mut drivers, &what, |d| d.concurrent_round(&concurrent)) {
+                return Outcome::Failed(e);
+            }
+        }
+    }
+    let a = &drivers[0];
     Outcome::Passed(Stats {
         calls: a.calls,
         handles: a.handles,
         build,
+        skipped: a.skipped,
+        concurrent_calls: a.calls - sequential_calls,
+        most_in_flight: a.most_in_flight(),
+        alone: drivers.len() == 1,
     })
+}
+
+/// Runs `step` on every driver (ours, then wit-dylib's if there is one):
+/// each must pass, and then the two interpreters' traces must agree.
+fn lockstep(
+    drivers: &mut [Driver<'_>],
+    what: &str,
+    mut step: impl FnMut(&mut Driver<'_>) -> anyhow::Result<()>,
+) -> Result<(), String> {
+    let outcomes: Vec<anyhow::Result<()>> = drivers.iter_mut().map(&mut step).collect();
+    if outcomes.iter().any(|r| r.is_err()) {
+        let shown: Vec<String> = GENERATORS
+            .iter()
+            .zip(outcomes)
+            .map(|(g, r)| match r {
+                Ok(()) => format!("{} passed", g.name()),
+                Err(e) => format!("{} FAILED {what}: {e:#}", g.name()),
+            })
+            .collect();
+        return Err(shown.join("\n"));
+    }
+    let [a, b] = drivers else { return Ok(()) };
+    let ta = a.take_trace().map_err(|e| format!("componentize: {e:#}"))?;
+    let tb = b.take_trace().map_err(|e| format!("wit-dylib: {e:#}"))?;
+    if ta.count != tb.count || ta.hash != tb.hash || ta.lines != tb.lines {
+        return Err(format!(
+            "the two bindings drive the interpreter differently {what}: {}",
+            trace_difference(&ta, &tb)
+        ));
+    }
+    Ok(())
 }
 
 /// `calls` calls cycling through the exports in a random order.
@@ -163,6 +214,11 @@ pub fn shuffled(calls: usize) -> impl Fn(&mut Rng, usize) -> Vec<(usize, bool)> 
         let mut order: Vec<usize> = (0..n).collect();
         for i in (1..n).rev() {
             order.swap(i, rng.index(i + 1));
+        }
+        // An async world may have every export left out (see
+        // `Driver::skipped`).
+        if n == 0 {
+            return Vec::new();
         }
         (0..calls).map(|i| (order[i % n], false)).collect()
     }
