@@ -34,19 +34,19 @@
 mod component;
 #[path = "common/reference.rs"]
 mod reference;
+// The random round trips use the rest of it.
+#[allow(dead_code)]
+#[path = "roundtrip/transmit.rs"]
+mod transmit;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use component::{ASYNC_BUILD, Generator};
 use componentize_testkit::Host;
 use componentize_testkit::bench::env_count;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
-use wasmtime::component::{
-    Accessor, Component, Func, FutureAny, FutureConsumer, FutureReader, Instance, Lift, Linker,
-    ResourceTable, Source, StreamAny, StreamConsumer, StreamReader, StreamResult, Val,
-};
-use wasmtime::{Store, StoreContextMut};
+use transmit::{OnPayload, Payload, Readable};
+use wasmtime::Store;
+use wasmtime::component::{Accessor, Component, Func, Instance, Linker, ResourceTable, Val};
 use wasmtime_wasi::WasiCtx;
 use wit_parser::{Resolve, WorldId};
 
@@ -260,68 +260,6 @@ fn calls(n: u32) -> Vec<Call> {
     calls
 }
 
-/// Reads a host-side `stream<u8>` to its end; the bytes are in `read` once
-/// the writer is done (the consumer is dropped then).
-struct Collect {
-    bytes: Vec<u8>,
-    read: Arc<Mutex<Option<Vec<u8>>>>,
-}
-
-impl<D: 'static> StreamConsumer<D> for Collect {
-    type Item = u8;
-
-    fn poll_consume(
-        mut self: Pin<&mut Self>,
-        _: &mut TaskContext<'_>,
-        store: StoreContextMut<D>,
-        source: Source<'_, u8>,
-        _: bool,
-    ) -> Poll<wasmtime::Result<StreamResult>> {
-        let mut source = source.as_direct(store);
-        let chunk = source.remaining().to_vec();
-        source.mark_read(chunk.len());
-        self.bytes.extend(chunk);
-        Poll::Ready(Ok(StreamResult::Completed))
-    }
-}
-
-impl Drop for Collect {
-    fn drop(&mut self) {
-        *self.read.lock().unwrap() = Some(std::mem::take(&mut self.bytes));
-    }
-}
-
-/// Reads a host-side future.
-struct Take<T>(Arc<Mutex<Option<T>>>);
-
-impl<D: 'static, T: Lift + Send + Sync + 'static> FutureConsumer<D> for Take<T> {
-    type Item = T;
-
-    fn poll_consume(
-        self: Pin<&mut Self>,
-        _: &mut TaskContext<'_>,
-        store: StoreContextMut<D>,
-        mut source: Source<'_, T>,
-        _: bool,
-    ) -> Poll<wasmtime::Result<()>> {
-        let mut value = Vec::with_capacity(1);
-        source.read(store, &mut value)?;
-        *self.0.lock().unwrap() = value.pop();
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// Waits (turning the executor) until `slot` is filled.
-async fn filled<T>(slot: &Mutex<Option<T>>, what: &str) -> Result<T> {
-    for _ in 0..100_000 {
-        if let Some(v) = slot.lock().unwrap().take() {
-            return Ok(v);
-        }
-        tokio::task::yield_now().await;
-    }
-    bail!("{what} never completed")
-}
-
 /// The functions that carry streams and futures.
 #[derive(Clone, Copy)]
 struct Transmitters {
@@ -330,45 +268,24 @@ struct Transmitters {
     pledge: Func,
 }
 
-/// A host-written stream of `bytes`, as a value.
-fn stream_of(a: &Accessor<Host>, bytes: Vec<u8>) -> Result<Val> {
-    a.with(|mut store| -> wasmtime::Result<Val> {
-        let reader = StreamReader::new(&mut store, bytes)?;
-        Ok(Val::Stream(StreamAny::try_from_stream_reader(
-            &mut store, reader,
-        )?))
+/// A host-written stream or future of `items` (of payload `T`), as a value.
+fn written<T: Payload>(a: &Accessor<Host>, items: &[Val], stream: bool) -> Result<Val> {
+    a.with(|store| match stream {
+        true => transmit::NewStream(store, items).run::<T>(),
+        false => transmit::NewFuture(store, &items[0]).run::<T>(),
     })
-    .map_err(|e| anyhow!("{e:?}"))
 }
 
-/// A host-written future of `value`, as a value.
-fn future_of<T>(a: &Accessor<Host>, value: T) -> Result<Val>
-where
-    T: wasmtime::component::ComponentType + wasmtime::component::Lower + Lift,
-    T: Send + Sync + 'static,
-{
-    a.with(|mut store| -> wasmtime::Result<Val> {
-        let reader = FutureReader::new(&mut store, async move { Ok::<_, wasmtime::Error>(value) })?;
-        Ok(Val::Future(FutureAny::try_from_future_reader(
-            &mut store, reader,
-        )?))
-    })
-    .map_err(|e| anyhow!("{e:?}"))
-}
-
-/// Reads the future `f` of `T` back.
-async fn read_future<T: Lift + wasmtime::component::ComponentType + Send + Sync + 'static>(
-    a: &Accessor<Host>,
-    f: &FutureAny,
-) -> Result<T> {
-    let taken = Arc::new(Mutex::new(None));
-    a.with(|mut store| -> wasmtime::Result<()> {
-        f.clone()
-            .try_into_future_reader::<T>()?
-            .pipe(&mut store, Take(taken.clone()))
-    })
-    .map_err(|e| anyhow!("{e:?}"))?;
-    filled(&taken, "a future").await
+/// Reads `from` (of payload `T`) back.
+async fn read_back<T: Payload>(a: &Accessor<Host>, from: Readable) -> Result<Vec<Val>> {
+    let chunk = usize::MAX;
+    transmit::Read {
+        accessor: a,
+        from,
+        chunk,
+    }
+    .run::<T>()
+    .await
 }
 
 /// Sends `count` streams and futures each, written by the host, through
@@ -381,9 +298,13 @@ async fn transmit(a: &Accessor<Host>, t: Transmitters, count: u32) -> Result<()>
     let promised = |i: u32| u64::from(i) * 1_000_003 + u64::MAX / 2;
     let mut calls = Vec::new();
     for (i, bytes) in (0u32..).zip(&sent) {
-        calls.push((t.relay, vec![stream_of(a, bytes.clone())?, Val::U32(i)]));
-        calls.push((t.promise, vec![future_of(a, promised(i))?, Val::U32(i)]));
-        calls.push((t.pledge, vec![future_of(a, format!("pledge {i}"))?]));
+        let items: Vec<Val> = bytes.iter().map(|b| Val::U8(*b)).collect();
+        let relayed = written::<u8>(a, &items, true)?;
+        let promise = written::<u64>(a, &[Val::U64(promised(i))], false)?;
+        let pledge = written::<String>(a, &[Val::String(format!("pledge {i}"))], false)?;
+        calls.push((t.relay, vec![relayed, Val::U32(i)]));
+        calls.push((t.promise, vec![promise, Val::U32(i)]));
+        calls.push((t.pledge, vec![pledge]));
     }
     let results = futures::future::try_join_all(calls.iter().map(|(f, args)| async move {
         let mut results = [Val::Bool(false)];
@@ -409,31 +330,20 @@ async fn transmit(a: &Accessor<Host>, t: Transmitters, count: u32) -> Result<()>
             a.with(|mut store| stream.clone().close(&mut store))
                 .map_err(|e| anyhow!("{e:?}"))?;
         } else {
-            let read = Arc::new(Mutex::new(None));
-            a.with(|mut store| -> wasmtime::Result<()> {
-                let bytes = Collect {
-                    bytes: Vec::new(),
-                    read: read.clone(),
-                };
-                stream
-                    .clone()
-                    .try_into_stream_reader::<u8>()?
-                    .pipe(&mut store, bytes)
-            })
-            .map_err(|e| anyhow!("{e:?}"))?;
-            let got = filled(&read, "a relayed stream").await?;
+            let got = read_back::<u8>(a, Readable::Stream(stream.clone())).await?;
             let wrote = &sent[i as usize];
             ensure!(
-                got == *wrote,
+                got.iter().cloned().eq(wrote.iter().map(|b| Val::U8(*b))),
                 "relay {i}: read {} bytes back, wrote {}",
                 got.len(),
                 wrote.len()
             );
         }
-        let value: u64 = read_future(a, promise).await?;
-        ensure!(value == promised(i), "promise {i}: {value}");
-        let value: String = read_future(a, pledge).await?;
-        ensure!(value == format!("pledge {i}"), "pledge {i}: {value:?}");
+        let value = read_back::<u64>(a, Readable::Future(promise.clone())).await?;
+        ensure!(value == [Val::U64(promised(i))], "promise {i}: {value:?}");
+        let value = read_back::<String>(a, Readable::Future(pledge.clone())).await?;
+        let pledged = Val::String(format!("pledge {i}"));
+        ensure!(value == [pledged], "pledge {i}: {value:?}");
     }
     Ok(())
 }

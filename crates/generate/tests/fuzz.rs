@@ -38,6 +38,8 @@ mod driver;
 mod mirror;
 #[path = "roundtrip/pair.rs"]
 mod pair;
+#[path = "roundtrip/transmit.rs"]
+mod transmit;
 #[path = "roundtrip/values.rs"]
 mod values;
 
@@ -189,6 +191,7 @@ fn generate_fuzz() {
 fn roundtrip_fuzz() {
     let (mut calls_made, mut handles, mut build) = (0, 0, Duration::ZERO);
     let (mut concurrent, mut most_in_flight, mut skipped, mut alone) = (0, 0, 0, 0);
+    let mut transmits = 0;
     Target::new(
         "roundtrip",
         "cargo test -p componentize-generate --test fuzz roundtrip_fuzz",
@@ -222,6 +225,7 @@ fn roundtrip_fuzz() {
                 concurrent += stats.concurrent_calls;
                 most_in_flight = most_in_flight.max(stats.most_in_flight);
                 skipped += stats.skipped;
+                transmits += stats.transmits;
                 alone += usize::from(stats.alone);
                 Ok(())
             }
@@ -235,7 +239,7 @@ fn roundtrip_fuzz() {
     });
     eprintln!(
         "roundtrip: {calls_made} checked calls per generator ({concurrent} concurrent, up to \
-         {most_in_flight} imports waiting at once), {handles} handles, building {build:.1?}; \
+         {most_in_flight} imports waiting at once), {handles} handles, {transmits} futures and streams, building {build:.1?}; \
          {skipped} exports left out, {alone} worlds with our bindings alone"
     );
 }

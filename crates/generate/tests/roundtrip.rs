@@ -37,6 +37,8 @@ mod driver;
 mod mirror;
 #[path = "roundtrip/pair.rs"]
 mod pair;
+#[path = "roundtrip/transmit.rs"]
+mod transmit;
 #[path = "roundtrip/values.rs"]
 mod values;
 
@@ -213,6 +215,7 @@ fn random_mirror_worlds(random: &Random) {
 
     let (mut calls_made, mut handles, mut with_handles, mut build) = (0, 0, 0, Duration::ZERO);
     let (mut skipped, mut concurrent, mut most_in_flight, mut alone) = (0, 0, 0, 0);
+    let mut transmits = 0;
     let mut failures = Vec::new();
     let mut unlinkable = Vec::new();
     for (seed, outcome) in &results {
@@ -223,6 +226,7 @@ fn random_mirror_worlds(random: &Random) {
                 with_handles += usize::from(s.handles > 0);
                 build += s.build;
                 skipped += s.skipped;
+                transmits += s.transmits;
                 concurrent += s.concurrent_calls;
                 most_in_flight = most_in_flight.max(s.most_in_flight);
                 alone += usize::from(s.alone);
@@ -253,8 +257,8 @@ fn random_mirror_worlds(random: &Random) {
         "{} random worlds ({declined} seeds declined, {} unlinkable: {unlinkable:?}) x 2 generators in {:.1?} \
          on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator \
          ({concurrent} in concurrent rounds, up to {most_in_flight} imports waiting at once), \
-         {handles} handles in {with_handles} worlds; {skipped} exports left out \
-         (a future, stream or error-context in their types); {alone} worlds ran with our \
+         {handles} handles in {with_handles} worlds, {transmits} futures and streams written \
+         and read back; {skipped} exports left out (see roundtrip/driver.rs); {alone} worlds ran with our \
          bindings alone (wit-dylib panics on a future or stream type no function holds); \
          {} failed",
         results.len(),

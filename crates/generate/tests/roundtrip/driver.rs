@@ -18,10 +18,22 @@
 //! imports answer after a few executor turns, so the guest sees them
 //! return later, and [`Driver::concurrent_round`] has a call of every
 //! handle-free export in flight at once, their imports answering out of
-//! order. Exports whose types carry a future, a stream or an
-//! `error-context` are left out ([`Driver::skipped`]): wasmtime 48's host
-//! makes those only for payload types fixed at compile time (the fixed
-//! world of tests/async_roundtrip.rs carries them).
+//! order.
+//!
+//! Futures and streams. The host writes them (`roundtrip/transmit.rs`):
+//! a stream of 0 to 24 random items, a future of one. Where one comes out
+//! on the other side (an import's argument, an export's result), the host
+//! reads it after the call, in chunks of a size that varies from stream to
+//! stream, and its items must be those written; every third one it drops
+//! unread instead, and what the guest did with it (an async export copies
+//! its future or stream argument into a new one) must end and leave nothing
+//! behind. One the host wrote that never came out is an error. Exports are
+//! left out ([`Driver::skipped`]) when their types hold an `error-context`,
+//! a future or stream of a payload the host cannot name (wasmtime 48's host
+//! makes them only for payload types fixed at compile time: none, scalars,
+//! `string`), or, in an async export, a future or stream argument the test
+//! interpreter does not copy (more than one, or not of a number, `bool` or
+//! `char`).
 //!
 //! Values are compared exactly: floats by their bits (wasmtime 48 does not
 //! canonicalize NaNs when lifting or lowering, so payloads must survive),
@@ -35,8 +47,9 @@
 //! host rep. Handles sent are matched against the reps received.
 
 use crate::smith;
+use crate::transmit;
 use crate::values::Rng;
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use std::collections::{BTreeSet, HashSet};
 use wasmtime::component::{
     Component, Func, LinkerInstance, ResourceAny, ResourceDynamic, ResourceTable, ResourceType,
@@ -61,6 +74,10 @@ pub struct State {
     pending: Vec<Pending>,
     /// Executor turns the next async import waits before answering.
     turns: u64,
+    /// Futures and streams the host wrote that have not come out yet.
+    sent: Vec<Sent>,
+    /// Those that came out, to read after the call.
+    to_read: Vec<ToRead>,
     /// Async imports waiting to answer now, and the most at one time.
     in_flight: usize,
     most_in_flight: usize,
@@ -74,6 +91,23 @@ pub struct State {
     next_rep: u32,
     /// Problems seen outside a pending call (destructors).
     errors: Vec<String>,
+}
+
+/// A future or stream the host wrote: its value (the readable end), its
+/// payload type and its items.
+struct Sent {
+    value: Val,
+    payload: Option<Type>,
+    items: Vec<Val>,
+}
+
+/// A future or stream that came out where `path` says, and the items it
+/// must give.
+struct ToRead {
+    from: transmit::Readable,
+    payload: Option<Type>,
+    items: Vec<Val>,
+    path: String,
 }
 
 /// The import call expected while an export runs.
@@ -199,6 +233,20 @@ fn compare(
             compare_payload(store, x, y, dir, &format!("{path}<err>"), errors)
         }
         (Val::Resource(s), Val::Resource(g)) => compare_resource(store, *s, *g, dir, path, errors),
+        (Val::Stream(_), Val::Stream(g)) => came_out(
+            store,
+            sent,
+            transmit::Readable::Stream(g.clone()),
+            path,
+            errors,
+        ),
+        (Val::Future(_), Val::Future(g)) => came_out(
+            store,
+            sent,
+            transmit::Readable::Future(g.clone()),
+            path,
+            errors,
+        ),
         _ => differ(),
     }
 }
@@ -216,6 +264,30 @@ fn compare_payload(
         (Some(x), Some(y)) => compare(store, x, y, dir, path, errors),
         _ => errors.push(format!("{path}: sent {}, got {}", short(sent), short(got))),
     }
+}
+
+/// The future or stream the host wrote as `sent` came out as `got`: it is
+/// read after the call.
+fn came_out(
+    store: &mut StoreContextMut<'_, HostState>,
+    sent: &Val,
+    got: transmit::Readable,
+    path: &str,
+    errors: &mut Vec<String>,
+) {
+    let st = &mut store.data_mut().data;
+    let Some(i) = st.sent.iter().position(|s| s.value == *sent) else {
+        return errors.push(format!(
+            "{path}: the host sent a future or stream it does not know"
+        ));
+    };
+    let Sent { payload, items, .. } = st.sent.remove(i);
+    st.to_read.push(ToRead {
+        from: got,
+        payload,
+        items,
+        path: path.to_string(),
+    });
 }
 
 /// A handle sent stands for a host rep; what came out must carry it.
@@ -426,6 +498,8 @@ pub struct Driver<'r> {
     pub calls: usize,
     /// Handles made for arguments and results.
     pub handles: usize,
+    /// Futures and streams the host wrote.
+    pub transmits: usize,
     /// Exports left out: their types carry a future, a stream or an
     /// `error-context` (see the module comment).
     pub skipped: usize,
@@ -476,6 +550,43 @@ fn carries_transmit(resolve: &Resolve, ty: &Type) -> bool {
         ),
         _ => false,
     })
+}
+
+/// Whether the harness can call `f` (see the module comment).
+fn is_drivable(resolve: &Resolve, f: &Function) -> bool {
+    let payload = |t: &Type| match t {
+        Type::Id(id) => match resolve.types[dealias(resolve, *id)].kind {
+            TypeDefKind::Future(p) | TypeDefKind::Stream(p) => Some(p),
+            _ => None,
+        },
+        _ => None,
+    };
+    let nameable = types_of(f).flat_map(|t| smith::parts(resolve, t)).all(|t| {
+        t != Type::ErrorContext && payload(&t).is_none_or(|p| transmit::is_host_payload(resolve, p))
+    });
+    if !nameable {
+        return false;
+    }
+    if !f.kind.is_async() {
+        return true;
+    }
+    // What the test interpreter's copy of an async export's argument takes
+    // (COPIES in testinterp.c).
+    let copied: Vec<Option<Type>> = f.params.iter().filter_map(|p| payload(&p.ty)).collect();
+    let scalar = |t: &Type| {
+        let mut t = *t;
+        while let Type::Id(id) = t
+            && let TypeDefKind::Type(next) = resolve.types[id].kind
+        {
+            t = next;
+        }
+        !matches!(t, Type::String | Type::Id(_) | Type::ErrorContext)
+    };
+    match copied[..] {
+        [] => true,
+        [Some(p)] => scalar(&p),
+        _ => false,
+    }
 }
 
 fn types_of(f: &Function) -> impl Iterator<Item = &Type> {
@@ -568,6 +679,8 @@ impl<'r> Driver<'r> {
                 table: ResourceTable::new(),
                 data: State {
                     pending: Vec::new(),
+                    sent: Vec::new(),
+                    to_read: Vec::new(),
                     turns: 0,
                     in_flight: 0,
                     most_in_flight: 0,
@@ -612,7 +725,7 @@ impl<'r> Driver<'r> {
                     }
                     exported.insert(*id);
                     for f in resolve.interfaces[*id].functions.values() {
-                        if types_of(f).any(|t| carries_transmit(resolve, t)) {
+                        if !is_drivable(resolve, f) {
                             skipped += 1;
                             continue;
                         }
@@ -634,7 +747,7 @@ impl<'r> Driver<'r> {
                     if !mirrored {
                         continue;
                     }
-                    if types_of(f).any(|t| carries_transmit(resolve, t)) {
+                    if !is_drivable(resolve, f) {
                         skipped += 1;
                         continue;
                     }
@@ -666,6 +779,7 @@ impl<'r> Driver<'r> {
             constructing: 0,
             calls: 0,
             handles: 0,
+            transmits: 0,
             skipped,
             runtime,
         })
@@ -757,6 +871,7 @@ impl<'r> Driver<'r> {
         if !errors.is_empty() {
             bail!("{}", errors.join("\n"));
         }
+        self.read_what_came_out()?;
         Ok(results.pop())
     }
 
@@ -836,12 +951,27 @@ impl<'r> Driver<'r> {
             wt(dropped).context("dropping a handle")?;
         }
         self.store.data_mut().data.known.clear();
-        let errors = std::mem::take(&mut self.store.data_mut().data.errors);
+        let st = &mut self.store.data_mut().data;
+        st.to_read.clear();
+        let unseen = std::mem::take(&mut st.sent).len();
+        let errors = std::mem::take(&mut st.errors);
         if !errors.is_empty() {
             bail!("{}", errors.join("\n"));
         }
+        ensure!(
+            unseen == 0,
+            "{unseen} future(s) or stream(s) the host wrote never came out"
+        );
         let mut out = [Val::U64(0)];
         wt(self.call(self.live_bytes, &[], &mut out)).context("calling live-bytes")?;
+        // A copy into a future or stream the host dropped unread ends when
+        // the guest hears of it: give the event loop the calls it takes.
+        for _ in 0..50 {
+            if out[0] == Val::U64(0) || self.runtime.is_none() {
+                break;
+            }
+            wt(self.call(self.live_bytes, &[], &mut out)).context("calling live-bytes")?;
+        }
         match out[0] {
             Val::U64(0) => {}
             Val::U64(n) => bail!(
@@ -1005,6 +1135,23 @@ impl<'r> Driver<'r> {
                 }
                 Val::Map(entries)
             }
+            TypeDefKind::Future(p) => {
+                let item = self.make_item(*p, guest_view)?;
+                self.transmit(*p, vec![item], false)?
+            }
+            TypeDefKind::Stream(p) => {
+                let n = match self.rng.below(6) {
+                    0 => 0,
+                    1 => 1,
+                    _ => self.rng.index(25),
+                }
+                .min(self.budget);
+                self.budget -= n;
+                let items = (0..n)
+                    .map(|_| self.make_item(*p, guest_view))
+                    .collect::<Result<_>>()?;
+                self.transmit(*p, items, true)?
+            }
             TypeDefKind::Resource => self.resource(id, true, guest_view)?,
             TypeDefKind::Handle(Handle::Own(r)) => {
                 self.resource(dealias(resolve, *r), true, guest_view)?
@@ -1014,6 +1161,97 @@ impl<'r> Driver<'r> {
             }
             other => bail!("values of {other:?} are not supported"),
         })
+    }
+
+    /// An item of a future or stream of `payload` (`()` for none).
+    fn make_item(&mut self, payload: Option<Type>, guest_view: bool) -> Result<Val> {
+        match payload {
+            Some(t) => self.make(&t, guest_view),
+            None => Ok(Val::Tuple(Vec::new())),
+        }
+    }
+
+    /// A host-written stream (or future) of `items`, noted as sent.
+    fn transmit(&mut self, payload: Option<Type>, items: Vec<Val>, stream: bool) -> Result<Val> {
+        let value = if stream {
+            transmit::on_payload(
+                self.resolve,
+                payload,
+                transmit::NewStream(&mut self.store, &items),
+            )
+        } else {
+            transmit::on_payload(
+                self.resolve,
+                payload,
+                transmit::NewFuture(&mut self.store, &items[0]),
+            )
+        };
+        let value = value.context("a payload the host cannot name")??;
+        self.transmits += 1;
+        self.store.data_mut().data.sent.push(Sent {
+            value: value.clone(),
+            payload,
+            items,
+        });
+        Ok(value)
+    }
+
+    /// Reads every future and stream that came out (every third one is
+    /// dropped unread instead) and checks its items.
+    fn read_what_came_out(&mut self) -> Result<()> {
+        let to_read = std::mem::take(&mut self.store.data_mut().data.to_read);
+        if to_read.is_empty() {
+            return Ok(());
+        }
+        let Some(rt) = &self.runtime else {
+            bail!("a future or stream in a sync world");
+        };
+        let resolve = self.resolve;
+        let errors = rt.block_on(self.store.run_concurrent(async |a| {
+            let reads = to_read.into_iter().enumerate().map(|(i, r)| async move {
+                if i % 3 == 2 {
+                    let closed = a.with(|mut store| match r.from {
+                        transmit::Readable::Stream(mut s) => s.close(&mut store),
+                        transmit::Readable::Future(mut f) => f.close(&mut store),
+                    });
+                    return closed
+                        .map_err(|e| anyhow!("dropping {}: {e:?}", r.path))
+                        .err();
+                }
+                let read = transmit::Read {
+                    accessor: a,
+                    from: r.from,
+                    chunk: 1 + (i * 7) % 11,
+                };
+                let Some(reading) = transmit::on_payload(resolve, r.payload, read) else {
+                    return Some(anyhow!("{}: a payload the host cannot name", r.path));
+                };
+                match reading.await {
+                    Ok(got) => {
+                        let mut errors = Vec::new();
+                        a.with(|mut access| {
+                            let mut store = access.as_context_mut();
+                            let sent = Val::List(r.items);
+                            let got = Val::List(got);
+                            compare(&mut store, &sent, &got, Dir::Result, &r.path, &mut errors);
+                        });
+                        (!errors.is_empty()).then(|| anyhow!("{}", errors.join("\n")))
+                    }
+                    Err(e) => Some(e.context(format!("reading {}", r.path))),
+                }
+            });
+            futures::future::join_all(reads).await
+        }));
+        let errors: Vec<String> = wt(errors)
+            .context("reading futures and streams")?
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{e:#}"))
+            .collect();
+        if !errors.is_empty() {
+            bail!("{}", errors.join("\n"));
+        }
+        Ok(())
     }
 
     /// A handle of resource `rid`: a fresh host resource, or, for a resource

@@ -17,6 +17,8 @@ pub struct Stats {
     pub calls: usize,
     pub handles: usize,
     pub build: Duration,
+    /// Futures and streams the host wrote.
+    pub transmits: usize,
     /// Exports left out (see `Driver::skipped`).
     pub skipped: usize,
     /// Calls made in concurrent rounds, and the most async imports that
@@ -170,6 +172,7 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
         calls: a.calls,
         handles: a.handles,
         build,
+        transmits: a.transmits,
         skipped: a.skipped,
         concurrent_calls: a.calls - sequential_calls,
         most_in_flight: a.most_in_flight(),
