@@ -32,8 +32,8 @@
 //! a future or stream of a payload the host cannot name (wasmtime 48's host
 //! makes them only for payload types fixed at compile time: none, scalars,
 //! `string`), or, in an async export, a future or stream argument the test
-//! interpreter does not copy (more than one, or not of a number, `bool` or
-//! `char`).
+//! interpreter does not copy (more than one, or one of a compound
+//! payload).
 //!
 //! Values are compared exactly: floats by their bits (wasmtime 48 does not
 //! canonicalize NaNs when lifting or lowering, so payloads must survive),
@@ -573,18 +573,18 @@ fn is_drivable(resolve: &Resolve, f: &Function) -> bool {
     // What the test interpreter's copy of an async export's argument takes
     // (COPIES in testinterp.c).
     let copied: Vec<Option<Type>> = f.params.iter().filter_map(|p| payload(&p.ty)).collect();
-    let scalar = |t: &Type| {
+    let copyable = |t: &Type| {
         let mut t = *t;
         while let Type::Id(id) = t
             && let TypeDefKind::Type(next) = resolve.types[id].kind
         {
             t = next;
         }
-        !matches!(t, Type::String | Type::Id(_) | Type::ErrorContext)
+        !matches!(t, Type::Id(_) | Type::ErrorContext)
     };
     match copied[..] {
-        [] => true,
-        [Some(p)] => scalar(&p),
+        [] | [None] => true,
+        [Some(p)] => copyable(&p),
         _ => false,
     }
 }
