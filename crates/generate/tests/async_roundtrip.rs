@@ -19,7 +19,8 @@
 //! lower functions of the bindings (see COPIES in testinterp.c); through a
 //! sync one a future's readable end moves as a handle. The host drops every
 //! third stream unread, and that copy must end and leave nothing behind.
-//! The
+//! The interpreter cancels some of its copies' reads and writes and some
+//! async imports, which it calls again (see CANCELS in testinterp.c). The
 //! same calls run with wit-dylib 0.263's bindings, and the interpreter's
 //! traces of the two (every push, pop and allocation, in order) must be
 //! identical.
@@ -61,6 +62,13 @@ impl Log {
         self.0.lock().unwrap().push((id, end));
     }
 
+    /// Notes the start of call `id`, and its end when the guard goes: when
+    /// it answers, or when the guest cancelled it.
+    fn call(&self, id: u32) -> Noted {
+        self.note(id, false);
+        Noted(self.clone(), id)
+    }
+
     /// The most import calls in progress at one time.
     fn most_in_flight(&self) -> usize {
         let (mut now, mut most) = (0usize, 0usize);
@@ -73,6 +81,15 @@ impl Log {
             }
         }
         most
+    }
+}
+
+/// A call in progress, noted in the log (see [`Log::call`]).
+struct Noted(Log, u32);
+
+impl Drop for Noted {
+    fn drop(&mut self) {
+        self.0.note(self.1, true);
     }
 }
 
@@ -110,9 +127,9 @@ fn linker(log: &Log) -> Result<Linker<Host>> {
             let (Val::String(s), Val::U32(delay)) = (&params[0], &params[1]) else {
                 wasmtime::bail!("echo: bad arguments {params:?}")
             };
-            l.note(*delay, false);
+            let noted = l.call(*delay);
             turns(*delay % 7).await;
-            l.note(*delay, true);
+            drop(noted);
             results[0] = Val::String(format!("{s}/{delay}"));
             Ok(())
         })
@@ -140,9 +157,9 @@ fn linker(log: &Log) -> Result<Linker<Host>> {
             else {
                 wasmtime::bail!("wide: bad arguments {params:?}")
             };
-            l.note(*a, false);
+            let noted = l.call(*a);
             turns(*a % 5 + 1).await;
-            l.note(*a, true);
+            drop(noted);
             let mut point = d.clone();
             if let Some((_, Val::S32(x))) = point.iter_mut().find(|(n, _)| n == "x") {
                 *x = x.wrapping_add(*a as i32);
@@ -159,9 +176,9 @@ fn linker(log: &Log) -> Result<Linker<Host>> {
             let Val::U8(delay) = params[0] else {
                 wasmtime::bail!("unit: bad arguments {params:?}")
             };
-            l.note(u32::from(delay), false);
+            let noted = l.call(u32::from(delay));
             turns(u32::from(delay) % 4).await;
-            l.note(u32::from(delay), true);
+            drop(noted);
             Ok(())
         })
     })?;

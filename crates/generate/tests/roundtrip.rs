@@ -215,7 +215,7 @@ fn random_mirror_worlds(random: &Random) {
 
     let (mut calls_made, mut handles, mut with_handles, mut build) = (0, 0, 0, Duration::ZERO);
     let (mut skipped, mut concurrent, mut most_in_flight, mut alone) = (0, 0, 0, 0);
-    let mut transmits = 0;
+    let (mut transmits, mut cancelled_imports, mut cancelled_copies) = (0, 0, 0);
     let mut failures = Vec::new();
     let mut unlinkable = Vec::new();
     for (seed, outcome) in &results {
@@ -227,6 +227,8 @@ fn random_mirror_worlds(random: &Random) {
                 build += s.build;
                 skipped += s.skipped;
                 transmits += s.transmits;
+                cancelled_imports += s.cancelled_imports;
+                cancelled_copies += s.cancelled_copies;
                 concurrent += s.concurrent_calls;
                 most_in_flight = most_in_flight.max(s.most_in_flight);
                 alone += usize::from(s.alone);
@@ -258,7 +260,8 @@ fn random_mirror_worlds(random: &Random) {
          on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator \
          ({concurrent} in concurrent rounds, up to {most_in_flight} imports waiting at once), \
          {handles} handles in {with_handles} worlds, {transmits} futures and streams written \
-         and read back; {skipped} exports left out (see roundtrip/driver.rs); {alone} worlds ran with our \
+         and read back; cancelled by the interpreter: {cancelled_imports} async import calls \
+         (made again), {cancelled_copies} reads and writes of its copies (at least); {skipped} exports left out (see roundtrip/driver.rs); {alone} worlds ran with our \
          bindings alone (wit-dylib panics on a future or stream type no function holds); \
          {} failed",
         results.len(),
@@ -284,6 +287,15 @@ fn random_mirror_worlds(random: &Random) {
             concurrent > 0 && most_in_flight >= 2,
             "the concurrent rounds did not overlap: {concurrent} calls, at most {most_in_flight} \
              import waiting at a time"
+        );
+    }
+    // Only async worlds cancel, and only a run of several worlds surely has
+    // something to cancel.
+    if random.concurrent && single.is_none() && results.len() >= 20 {
+        assert!(
+            cancelled_imports > 0 && cancelled_copies > 0,
+            "nothing was cancelled: {cancelled_imports} async import calls, \
+             {cancelled_copies} reads and writes"
         );
     }
 }

@@ -18,7 +18,9 @@
 //! imports answer after a few executor turns, so the guest sees them
 //! return later, and [`Driver::concurrent_round`] has a call of every
 //! handle-free export in flight at once, their imports answering out of
-//! order.
+//! order. The interpreter cancels some async import calls and makes them
+//! again (CANCELS in testinterp.c): the host's call is dropped unanswered,
+//! counted, and the pending call is answered by the second one.
 //!
 //! Futures and streams. The host writes them (`roundtrip/transmit.rs`):
 //! a stream of 0 to 24 random items, a future of one. Where one comes out
@@ -50,13 +52,17 @@ use crate::smith;
 use crate::transmit;
 use crate::values::Rng;
 use anyhow::{Context, Result, anyhow, bail, ensure};
+use futures::executor::block_on;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::component::{
     Component, Func, LinkerInstance, ResourceAny, ResourceDynamic, ResourceTable, ResourceType,
     Val, types::ComponentFunc,
 };
 use wasmtime::{AsContextMut, Store, StoreContextMut};
 use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wit_parser::{
     Function, FunctionKind, Handle, InterfaceId, Resolve, Type, TypeDefKind, TypeId, TypeOwner,
     WorldId, WorldItem,
@@ -78,9 +84,6 @@ pub struct State {
     sent: Vec<Sent>,
     /// Those that came out, to read after the call.
     to_read: Vec<ToRead>,
-    /// Async imports waiting to answer now, and the most at one time.
-    in_flight: usize,
-    most_in_flight: usize,
     /// Handles the host sent or holds, with the rep of the host resource
     /// each stands for.
     known: Vec<(ResourceAny, u32)>,
@@ -418,30 +421,71 @@ fn import_func(
     }
 }
 
+/// The async imports' calls waiting to answer: shared with the host
+/// functions, which count them where the store cannot be reached (a call
+/// dropped because the guest cancelled it).
+#[derive(Default)]
+struct Waiting {
+    now: AtomicUsize,
+    /// The most at one time.
+    most: AtomicUsize,
+    /// Calls dropped before they answered.
+    cancelled: AtomicUsize,
+}
+
+/// One call of an async import waiting to answer, counted in [`Waiting`].
+struct Wait {
+    waiting: Arc<Waiting>,
+    answered: bool,
+}
+
+impl Wait {
+    fn start(waiting: &Arc<Waiting>) -> Wait {
+        let now = waiting.now.fetch_add(1, Ordering::Relaxed) + 1;
+        waiting.most.fetch_max(now, Ordering::Relaxed);
+        Wait {
+            waiting: waiting.clone(),
+            answered: false,
+        }
+    }
+}
+
+impl Drop for Wait {
+    fn drop(&mut self) {
+        self.waiting.now.fetch_sub(1, Ordering::Relaxed);
+        if !self.answered {
+            self.waiting.cancelled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Adds async import `name` of `interface` to `linker`: it answers like a
 /// sync one, after 0 to 4 executor turns (0 lets the guest see it return at
-/// once), so that concurrent calls' imports return out of order.
+/// once), so that concurrent calls' imports return out of order. A call the
+/// guest cancels while it waits is dropped unanswered: the pending call it
+/// stood for is still expected (the interpreter makes it again).
 fn add_async_import(
     linker: &mut LinkerInstance<'_, HostState>,
     interface: Option<String>,
     name: String,
+    waiting: &Arc<Waiting>,
 ) -> wasmtime::Result<()> {
     let key = name.clone();
+    let waiting = waiting.clone();
     linker.func_new_concurrent(&key, move |a, _ty, params, results| {
-        let (interface, name) = (interface.clone(), name.clone());
+        let (interface, name, waiting) = (interface.clone(), name.clone(), waiting.clone());
         Box::pin(async move {
+            let mut wait = Wait::start(&waiting);
             let turns = a.with(|mut access| {
                 let st = &mut access.data_mut().data;
                 st.turns += 1;
-                st.in_flight += 1;
-                st.most_in_flight = st.most_in_flight.max(st.in_flight);
                 (st.turns.wrapping_mul(0x9e37_79b9) >> 7) % 5
             });
             for _ in 0..turns {
                 tokio::task::yield_now().await;
             }
+            wait.answered = true;
             a.with(|mut access| {
-                access.data_mut().data.in_flight -= 1;
                 answer_import(
                     &mut access.as_context_mut(),
                     &interface,
@@ -503,9 +547,14 @@ pub struct Driver<'r> {
     /// Exports left out: their types carry a future, a stream or an
     /// `error-context` (see the module comment).
     pub skipped: usize,
-    /// The executor of an async world's calls; `None` for a sync world,
-    /// whose calls are plain `Func::call`s.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Whether this is an async world, whose calls are wasmtime's async
+    /// ones (on a plain executor: the sync WASI host the interpreter's
+    /// stderr goes through blocks on a tokio runtime of its own, which
+    /// cannot start inside another); a sync world's are `Func::call`s.
+    concurrent: bool,
+    waiting: Arc<Waiting>,
+    /// What the interpreter wrote to stderr (why it died).
+    stderr: MemoryOutputPipe,
 }
 
 fn owner(resolve: &Resolve, id: TypeId) -> Option<InterfaceId> {
@@ -616,11 +665,9 @@ impl<'r> Driver<'r> {
         let engine = component.engine();
         let mut linker = componentize_testkit::linker::<State>();
         let w = &resolve.worlds[world];
-        let runtime = is_async_world(resolve, world).then(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .build()
-                .expect("a tokio runtime")
-        });
+        let waiting = Arc::new(Waiting::default());
+        let stderr = MemoryOutputPipe::new(1 << 16);
+        let concurrent = is_async_world(resolve, world);
         for (key, item) in &w.imports {
             match item {
                 WorldItem::Interface { id, .. } => {
@@ -646,7 +693,12 @@ impl<'r> Driver<'r> {
                     }
                     for f in iface.functions.values() {
                         if f.kind.is_async() {
-                            add_async_import(&mut inst, Some(name.clone()), f.name.clone())?;
+                            add_async_import(
+                                &mut inst,
+                                Some(name.clone()),
+                                f.name.clone(),
+                                &waiting,
+                            )?;
                         } else {
                             inst.func_new(
                                 &f.name,
@@ -656,7 +708,7 @@ impl<'r> Driver<'r> {
                     }
                 }
                 WorldItem::Function(f) if f.kind.is_async() => {
-                    add_async_import(&mut linker.root(), None, f.name.clone())?;
+                    add_async_import(&mut linker.root(), None, f.name.clone(), &waiting)?;
                 }
                 WorldItem::Function(f) => {
                     linker
@@ -674,16 +726,16 @@ impl<'r> Driver<'r> {
         let mut store = Store::new(
             engine,
             HostState {
-                // The interpreter's own diagnostics go to the test's stderr.
-                wasi: WasiCtx::builder().inherit_stderr().build(),
+                // The interpreter's own diagnostics, for the failure they
+                // explain: an inherited stderr would block on a runtime of
+                // its own inside the async worlds' one.
+                wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
                 table: ResourceTable::new(),
                 data: State {
                     pending: Vec::new(),
                     sent: Vec::new(),
                     to_read: Vec::new(),
                     turns: 0,
-                    in_flight: 0,
-                    most_in_flight: 0,
                     known: Vec::new(),
                     held: Vec::new(),
                     outstanding: BTreeSet::new(),
@@ -692,9 +744,9 @@ impl<'r> Driver<'r> {
                 },
             },
         );
-        let instance = match &runtime {
-            Some(rt) => rt.block_on(linker.instantiate_async(&mut store, component)),
-            None => linker.instantiate(&mut store, component),
+        let instance = match concurrent {
+            true => block_on(linker.instantiate_async(&mut store, component)),
+            false => linker.instantiate(&mut store, component),
         };
         let instance = wt(instance).context("instantiating")?;
 
@@ -781,7 +833,9 @@ impl<'r> Driver<'r> {
             handles: 0,
             transmits: 0,
             skipped,
-            runtime,
+            concurrent,
+            waiting,
+            stderr,
         })
     }
 
@@ -809,9 +863,9 @@ impl<'r> Driver<'r> {
     /// Calls `f`: with `call_async` in an async world, which runs wasmtime's
     /// event loop until the call is done.
     fn call(&mut self, f: Func, args: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
-        match &self.runtime {
-            Some(rt) => rt.block_on(f.call_async(&mut self.store, args, results)),
-            None => f.call(&mut self.store, args, results),
+        match self.concurrent {
+            true => block_on(f.call_async(&mut self.store, args, results)),
+            false => f.call(&mut self.store, args, results),
         }
     }
 
@@ -843,7 +897,10 @@ impl<'r> Driver<'r> {
     ) -> Vec<String> {
         let mut errors = pending.errors;
         if let Err(e) = outcome {
-            errors.push(format!("the call failed: {e:?}"));
+            let said = String::from_utf8_lossy(&self.stderr.contents()).into_owned();
+            errors.push(format!(
+                "the call failed: {e:?}\ninterpreter's stderr: {said}"
+            ));
             return errors;
         }
         if !pending.called {
@@ -877,7 +934,12 @@ impl<'r> Driver<'r> {
 
     /// The most async imports that were waiting to answer at one time.
     pub fn most_in_flight(&self) -> usize {
-        self.store.data().data.most_in_flight
+        self.waiting.most.load(Ordering::Relaxed)
+    }
+
+    /// Async import calls the guest cancelled before they answered.
+    pub fn cancelled_imports(&self) -> usize {
+        self.waiting.cancelled.load(Ordering::Relaxed)
     }
 
     /// Whether export `e` can be in a concurrent round: its import is told
@@ -885,7 +947,7 @@ impl<'r> Driver<'r> {
     /// crosses.
     pub fn is_concurrent(&self, e: usize) -> bool {
         let f = &self.exports[e].func;
-        self.runtime.is_some()
+        self.concurrent
             && !matches!(f.kind, FunctionKind::Constructor(_))
             && !types_of(f).any(|t| smith::holds_handle(self.resolve, t))
     }
@@ -911,10 +973,8 @@ impl<'r> Driver<'r> {
         }
         self.calls += es.len();
         self.store.data_mut().data.pending = pending;
-        let Some(rt) = &self.runtime else {
-            bail!("a concurrent round in a sync world");
-        };
-        let outcomes = rt.block_on(self.store.run_concurrent(async |a| {
+        ensure!(self.concurrent, "a concurrent round in a sync world");
+        let outcomes = block_on(self.store.run_concurrent(async |a| {
             let all = calls.iter().map(|(f, args, arity)| async move {
                 let mut results = vec![Val::Bool(false); *arity];
                 let outcome = f.call_concurrent(a, args, &mut results).await;
@@ -944,9 +1004,9 @@ impl<'r> Driver<'r> {
     fn cleanup(&mut self) -> Result<()> {
         let held = std::mem::take(&mut self.store.data_mut().data.held);
         for r in held {
-            let dropped = match &self.runtime {
-                Some(rt) => rt.block_on(r.resource_drop_async(&mut self.store)),
-                None => r.resource_drop(&mut self.store),
+            let dropped = match self.concurrent {
+                true => block_on(r.resource_drop_async(&mut self.store)),
+                false => r.resource_drop(&mut self.store),
             };
             wt(dropped).context("dropping a handle")?;
         }
@@ -967,7 +1027,7 @@ impl<'r> Driver<'r> {
         // A copy into a future or stream the host dropped unread ends when
         // the guest hears of it: give the event loop the calls it takes.
         for _ in 0..50 {
-            if out[0] == Val::U64(0) || self.runtime.is_none() {
+            if out[0] == Val::U64(0) || !self.concurrent {
                 break;
             }
             wt(self.call(self.live_bytes, &[], &mut out)).context("calling live-bytes")?;
@@ -1203,11 +1263,9 @@ impl<'r> Driver<'r> {
         if to_read.is_empty() {
             return Ok(());
         }
-        let Some(rt) = &self.runtime else {
-            bail!("a future or stream in a sync world");
-        };
+        ensure!(self.concurrent, "a future or stream in a sync world");
         let resolve = self.resolve;
-        let errors = rt.block_on(self.store.run_concurrent(async |a| {
+        let errors = block_on(self.store.run_concurrent(async |a| {
             let reads = to_read.into_iter().enumerate().map(|(i, r)| async move {
                 if i % 3 == 2 {
                     let closed = a.with(|mut store| match r.from {

@@ -25,6 +25,11 @@ pub struct Stats {
     /// were waiting to answer at one time.
     pub concurrent_calls: usize,
     pub most_in_flight: usize,
+    /// Async import calls the interpreter cancelled (and made again), and
+    /// the reads and writes of its copies it cancelled (as its trace shows
+    /// them, so a lower bound: a step's trace keeps its first lines).
+    pub cancelled_imports: usize,
+    pub cancelled_copies: usize,
     /// wit-dylib could not bind the world (see `run_pair`): our bindings
     /// ran alone, with no trace to compare.
     pub alone: bool,
@@ -144,13 +149,21 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
             Err(e) => return Outcome::Failed(format!("instantiating ({}): {e:#}", g.name())),
         }
     }
-    if let Err(e) = lockstep(&mut drivers, "while instantiating", |_| Ok(())) {
+    let mut cancelled_copies = 0;
+    if let Err(e) = lockstep(
+        &mut drivers,
+        "while instantiating",
+        &mut cancelled_copies,
+        |_| Ok(()),
+    ) {
         return Outcome::Failed(e);
     }
     let mut rng = Rng::new(seed ^ 0x5ca1_ab1e);
     for (e, big) in schedule(&mut rng, drivers[0].exports.len()) {
         let what = format!("in a call of {}", drivers[0].exports[e].describe());
-        if let Err(e) = lockstep(&mut drivers, &what, |d| d.round(e, big)) {
+        if let Err(e) = lockstep(&mut drivers, &what, &mut cancelled_copies, |d| {
+            d.round(e, big)
+        }) {
             return Outcome::Failed(e);
         }
     }
@@ -162,7 +175,9 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
     if !concurrent.is_empty() {
         for round in 0..CONCURRENT_ROUNDS {
             let what = format!("in concurrent round {round}");
-            if let Err(e) = lockstep(&mut drivers, &what, |d| d.concurrent_round(&concurrent)) {
+            if let Err(e) = lockstep(&mut drivers, &what, &mut cancelled_copies, |d| {
+                d.concurrent_round(&concurrent)
+            }) {
                 return Outcome::Failed(e);
             }
         }
@@ -176,6 +191,8 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
         skipped: a.skipped,
         concurrent_calls: a.calls - sequential_calls,
         most_in_flight: a.most_in_flight(),
+        cancelled_imports: a.cancelled_imports(),
+        cancelled_copies,
         alone: drivers.len() == 1,
     })
 }
@@ -185,6 +202,7 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
 fn lockstep(
     drivers: &mut [Driver<'_>],
     what: &str,
+    cancelled_copies: &mut usize,
     mut step: impl FnMut(&mut Driver<'_>) -> anyhow::Result<()>,
 ) -> Result<(), String> {
     let outcomes: Vec<anyhow::Result<()>> = drivers.iter_mut().map(&mut step).collect();
@@ -199,13 +217,22 @@ fn lockstep(
             .collect();
         return Err(shown.join("\n"));
     }
-    let [a, b] = drivers else { return Ok(()) };
-    let ta = a.take_trace().map_err(|e| format!("componentize: {e:#}"))?;
-    let tb = b.take_trace().map_err(|e| format!("wit-dylib: {e:#}"))?;
+    let mut traces = Vec::new();
+    for (g, d) in GENERATORS.iter().zip(drivers.iter_mut()) {
+        traces.push(d.take_trace().map_err(|e| format!("{}: {e:#}", g.name()))?);
+    }
+    *cancelled_copies += traces[0]
+        .lines
+        .iter()
+        .filter(|l| l.starts_with("copy ") && l.ends_with("(cancelled)"))
+        .count();
+    let [ta, tb] = &traces[..] else {
+        return Ok(());
+    };
     if ta.count != tb.count || ta.hash != tb.hash || ta.lines != tb.lines {
         return Err(format!(
             "the two bindings drive the interpreter differently {what}: {}",
-            trace_difference(&ta, &tb)
+            trace_difference(ta, tb)
         ));
     }
     Ok(())
