@@ -15,8 +15,10 @@
 //!   `ret = (size - 8) & !3` (`s64`); and the whole memory as `list<u8>`,
 //!   whose (pointer, length) pair is written at `ret`. The host puts the 8
 //!   saved bytes back into its copy, so memory never grows for reading;
-//! - libc's reset hooks (see [`Hook`]), lifted straight from its instance.
+//! - libc's reset hooks (see [`Hook`]), lifted straight from its instance;
+//! - a module's async census counter (see `census.rs`): its value (`s32`).
 
+use crate::census::{HandleKind, ModuleCensus, counter_export};
 use crate::parse::{ComponentInfo, EXPORT_PREFIX, ModuleInfo, Section, module_sections};
 use anyhow::Result;
 use wasm_encoder::{
@@ -90,6 +92,10 @@ pub(crate) enum Accessor {
         module: u32,
         hook: Hook,
     },
+    /// A module's census counter of `kind`.
+    Census {
+        kind: HandleKind,
+    },
 }
 
 /// The instrumented component and what its accessors read.
@@ -112,13 +118,26 @@ pub(crate) fn accessor_name(i: usize) -> String {
 }
 
 pub(crate) fn instrument(wasm: &[u8], info: &ComponentInfo) -> Result<Instrumented> {
+    let censuses: Vec<ModuleCensus> = info
+        .modules
+        .iter()
+        .map(|m| ModuleCensus::plan(info, m))
+        .collect();
     let mut component = Component::new();
     for section in &info.sections {
         match section {
             Section::Module(index) => {
                 let module = &info.modules[*index as usize];
+                let census = &censuses[*index as usize];
                 let bytes = &wasm[module.range.clone()];
-                if module.instance.is_some() && module.has_state() {
+                if module.instance.is_some() && (module.has_state() || !census.is_empty()) {
+                    let counted;
+                    let bytes = if census.is_empty() {
+                        bytes
+                    } else {
+                        counted = census.apply(bytes, module)?;
+                        &counted
+                    };
                     let instrumented = add_state_exports(bytes, module)?;
                     component.section(&RawSection {
                         id: wasm_encoder::ComponentSectionId::CoreModule as u8,
@@ -139,7 +158,7 @@ pub(crate) fn instrument(wasm: &[u8], info: &ComponentInfo) -> Result<Instrument
             }
         }
     }
-    let accessors = append_accessors(&mut component, info);
+    let accessors = append_accessors(&mut component, info, &censuses);
     Ok(Instrumented {
         wasm: component.finish(),
         accessors,
@@ -263,7 +282,11 @@ fn mem_arg(memory: u32, offset: u64, align: u32) -> MemArg {
     }
 }
 
-fn append_accessors(component: &mut Component, info: &ComponentInfo) -> Vec<Accessor> {
+fn append_accessors(
+    component: &mut Component,
+    info: &ComponentInfo,
+    censuses: &[ModuleCensus],
+) -> Vec<Accessor> {
     let counts = info.spaces.counts;
     let mut accessors = Vec::new();
     // The accessor module.
@@ -280,7 +303,8 @@ fn append_accessors(component: &mut Component, info: &ComponentInfo) -> Vec<Acce
         let Some(instance) = module.instance else {
             continue;
         };
-        if !module.has_state() {
+        let kinds = censuses[module_index as usize].kinds();
+        if !module.has_state() && kinds.is_empty() {
             continue;
         }
         let name = instance.to_string();
@@ -373,6 +397,22 @@ fn append_accessors(component: &mut Component, info: &ComponentInfo) -> Vec<Acce
                 .end();
             funcs.add(&[ValType::I32], &list);
             accessors.push(Accessor::Memory);
+        }
+        for kind in kinds {
+            imports.import(
+                &name,
+                &counter_export(kind),
+                wasm_encoder::GlobalType {
+                    val_type: ValType::I32,
+                    mutable: true,
+                    shared: false,
+                },
+            );
+            let mut body = Function::new([]);
+            body.instructions().global_get(nglobals).end();
+            nglobals += 1;
+            funcs.add(&[ValType::I32], &body);
+            accessors.push(Accessor::Census { kind });
         }
     }
     let accessor_funcs = accessors.len();
@@ -493,6 +533,9 @@ fn append_accessors(component: &mut Component, info: &ComponentInfo) -> Vec<Acce
             }
             Accessor::MemorySize { .. } | Accessor::MemoryTail => {
                 canon.lift(core_func, ty_s64, []);
+            }
+            Accessor::Census { .. } => {
+                canon.lift(core_func, ty_s32, []);
             }
             Accessor::Memory => {
                 canon.lift(core_func, ty_list, [CanonicalOption::Memory(next_memory)]);

@@ -6,7 +6,9 @@
 //!
 //! 1. **Instrument**: every mutable global and memory of every core module
 //!    instance is made readable through accessor functions appended to the
-//!    component (no index moves).
+//!    component (no index moves), and every import of a built-in that makes
+//!    or drops a component-model async handle is wrapped to count them by
+//!    kind (the async census), so that one left over can be named.
 //! 2. **Run**: the instrumented component is instantiated in wasmtime with a
 //!    closed WASI sandbox (see [`Init::dir`], [`Init::env`]); instantiation
 //!    runs the libraries' constructors, then the init call runs: the
@@ -14,7 +16,8 @@
 //!    ([`componentize_contract::INIT_INTERFACE`]) with a script
 //!    ([`Init::script`]) or any exported function ([`Init::init_func`]).
 //! 3. **Measure**: libc is asked to drop its host handles, the host checks
-//!    that no handle is left, and every global and memory is read.
+//!    that no handle (host or async) is left, and every global and memory is
+//!    read.
 //! 4. **Rewrite** the original component: globals start at their measured
 //!    values, memories at their measured size with the non-zero bytes in
 //!    active data segments, start functions (constructors) are gone, and the
@@ -40,6 +43,7 @@
 #![warn(missing_docs)]
 
 // The phases, in the order the data flows through them.
+mod census;
 mod instrument;
 mod parse;
 mod rewrite;

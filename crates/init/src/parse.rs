@@ -91,6 +91,58 @@ pub(crate) enum InstanceOrigin {
     Exported,
 }
 
+/// A canonical built-in that makes or drops a component-model async
+/// handle: what the async census (`census.rs`) counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AsyncBuiltin {
+    FutureNew,
+    /// `future.drop-readable` or `future.drop-writable`.
+    FutureDrop,
+    StreamNew,
+    /// `stream.drop-readable` or `stream.drop-writable`.
+    StreamDrop,
+    WaitableSetNew,
+    WaitableSetDrop,
+    SubtaskDrop,
+    /// `canon lower` with the `async` option: a call that returns a
+    /// subtask unless it finished at once.
+    AsyncLower,
+    ErrorContextNew,
+    ErrorContextDrop,
+}
+
+impl AsyncBuiltin {
+    /// The built-in `canon` defines, if it is one of these.
+    fn of(canon: &CanonicalFunction) -> Option<AsyncBuiltin> {
+        use CanonicalFunction as C;
+        Some(match canon {
+            C::FutureNew { .. } => AsyncBuiltin::FutureNew,
+            C::FutureDropReadable { .. } | C::FutureDropWritable { .. } => AsyncBuiltin::FutureDrop,
+            C::StreamNew { .. } => AsyncBuiltin::StreamNew,
+            C::StreamDropReadable { .. } | C::StreamDropWritable { .. } => AsyncBuiltin::StreamDrop,
+            C::WaitableSetNew => AsyncBuiltin::WaitableSetNew,
+            C::WaitableSetDrop => AsyncBuiltin::WaitableSetDrop,
+            C::SubtaskDrop => AsyncBuiltin::SubtaskDrop,
+            C::Lower { options, .. } if options.contains(&wasmparser::CanonicalOption::Async) => {
+                AsyncBuiltin::AsyncLower
+            }
+            C::ErrorContextNew { .. } => AsyncBuiltin::ErrorContextNew,
+            C::ErrorContextDrop => AsyncBuiltin::ErrorContextDrop,
+            _ => return None,
+        })
+    }
+}
+
+/// How a core instance comes to be.
+#[derive(Debug, Clone)]
+pub(crate) enum CoreInstance {
+    /// `(instance (instantiate M (with "name" (instance N)) ...))`: the
+    /// arguments.
+    Instantiate(Vec<(String, u32)>),
+    /// `(instance (export "name" (func N)) ...)`.
+    FromExports(Vec<(String, ExternalKind, u32)>),
+}
+
 /// How a component (an item of the component index space) comes to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ComponentOrigin {
@@ -126,6 +178,10 @@ pub(crate) struct Spaces {
     pub exports: Vec<Export>,
     /// Aliases of an instance's export: (instance, export name).
     pub instance_aliases: Vec<(u32, String)>,
+    /// Every core function, by index: the async built-in it is, if any.
+    pub core_builtins: Vec<Option<AsyncBuiltin>>,
+    /// Every core instance, by index.
+    pub core_instances: Vec<CoreInstance>,
 }
 
 impl Spaces {
@@ -138,7 +194,22 @@ impl Spaces {
             Payload::ComponentSection { .. } => {
                 self.add_component(ComponentOrigin::Nested, at(0));
             }
-            Payload::InstanceSection(reader) => self.counts.core_instances += reader.count(),
+            Payload::InstanceSection(reader) => {
+                for instance in reader.clone() {
+                    self.core_instances.push(match instance? {
+                        Instance::Instantiate { args, .. } => CoreInstance::Instantiate(
+                            args.iter().map(|a| (a.name.to_string(), a.index)).collect(),
+                        ),
+                        Instance::FromExports(exports) => CoreInstance::FromExports(
+                            exports
+                                .iter()
+                                .map(|e| (e.name.to_string(), e.kind, e.index))
+                                .collect(),
+                        ),
+                    });
+                    self.counts.core_instances += 1;
+                }
+            }
             Payload::ComponentTypeSection(reader) => self.counts.types += reader.count(),
             Payload::ComponentInstanceSection(reader) => {
                 for (position, instance) in reader.clone().into_iter().enumerate() {
@@ -185,7 +256,7 @@ impl Spaces {
                         }
                         ComponentAlias::CoreInstanceExport { kind, .. } => match kind {
                             ExternalKind::Func | ExternalKind::FuncExact => {
-                                self.counts.core_funcs += 1
+                                self.add_core_func(None)
                             }
                             ExternalKind::Memory => self.counts.core_memories += 1,
                             _ => {}
@@ -205,7 +276,7 @@ impl Spaces {
                 for func in reader.clone() {
                     match func? {
                         CanonicalFunction::Lift { .. } => self.counts.funcs += 1,
-                        _ => self.counts.core_funcs += 1,
+                        other => self.add_core_func(AsyncBuiltin::of(&other)),
                     }
                 }
             }
@@ -278,6 +349,11 @@ impl Spaces {
         };
         *counter += 1;
         *counter - 1
+    }
+
+    fn add_core_func(&mut self, builtin: Option<AsyncBuiltin>) {
+        self.core_builtins.push(builtin);
+        self.counts.core_funcs += 1;
     }
 
     fn add_instance(&mut self, origin: InstanceOrigin, (section, position): (usize, usize)) -> u32 {
@@ -394,6 +470,10 @@ pub(crate) struct ModuleInfo {
     /// Type of each function in the function index space (imports first), as
     /// (params, results).
     pub func_types: Vec<(Vec<ValType>, Vec<ValType>)>,
+    /// The imported functions, in index order: (module, name, type index).
+    pub func_imports: Vec<(String, String, u32)>,
+    /// Imported and defined globals: the index a new global would get.
+    pub global_count: u32,
     /// What a snapshot of this module cannot represent, if instantiated.
     pub problems: Vec<String>,
     /// The first thing in the module that Winch cannot compile (a feature
@@ -704,6 +784,8 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
         memories: Vec::new(),
         exports: Vec::new(),
         func_types: Vec::new(),
+        func_imports: Vec::new(),
+        global_count: 0,
         problems: Vec::new(),
         winch_blocker: None,
         defined_funcs: 0,
@@ -747,6 +829,11 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
                     match import.ty {
                         TypeRef::Func(t) | TypeRef::FuncExact(t) => {
                             imported_funcs += 1;
+                            module.func_imports.push((
+                                import.module.to_string(),
+                                import.name.to_string(),
+                                t,
+                            ));
                             module
                                 .func_types
                                 .push(types.get(t as usize).cloned().unwrap_or_default());
@@ -851,6 +938,7 @@ fn parse_module(wasm: &[u8], range: Range<usize>, label: String) -> Result<Modul
         }
     }
     module.defined_funcs = bodies.len();
+    module.global_count = imported_globals + module.globals.len() as u32;
     for (i, body) in bodies.into_iter().enumerate() {
         let func = imported_funcs + i as u32;
         let name = || {

@@ -100,12 +100,26 @@ fn release_handles(session: &mut Session<'_>, preopens: usize) -> Result<()> {
     }
     let left = session.async_state_left();
     if left > 0 {
+        let named: Vec<String> = session
+            .async_handles_made()?
+            .into_iter()
+            .map(|(kind, count)| kind.describe(count))
+            .collect();
+        let what = if named.is_empty() {
+            // Made by lifting, which passes no built-in the census wraps.
+            format!(
+                "{left} entries of component-model async state (future or stream ends, \
+                 waitable sets, subtasks or error contexts that reached it in a call, so of \
+                 unknown kind)"
+            )
+        } else {
+            format!("component-model async handles: {}", named.join(", "))
+        };
         return Err(session.fail(
             Failure::LiveHandle,
             format!(
-                "init left {left} component-model async handle(s) open (future or stream ends, \
-                 waitable sets or subtasks), which a snapshot cannot hold: they live in the \
-                 runtime, not in linear memory; drop them before init returns"
+                "init left {what} open, which a snapshot cannot hold: they live in the runtime, \
+                 not in linear memory; drop them before init returns"
             ),
         ));
     }
@@ -204,7 +218,10 @@ fn measure(session: &mut Session<'_>, info: &ComponentInfo) -> Result<Vec<Module
                 let state = read_memory(session, i, &info.modules[module as usize], memory)?;
                 states[module as usize].memories.push(state);
             }
-            Accessor::MemoryTail | Accessor::Memory | Accessor::Hook { .. } => {}
+            Accessor::MemoryTail
+            | Accessor::Memory
+            | Accessor::Hook { .. }
+            | Accessor::Census { .. } => {}
         }
     }
     Ok(states)

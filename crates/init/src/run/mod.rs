@@ -11,6 +11,7 @@ pub use call::{ExportCall, InitCall};
 use runtime::CompileRequest;
 pub use runtime::{CompileProgress, KEPT_COMPONENTS, Runtime, RuntimeBuilder, code_cache};
 
+use crate::census::HandleKind;
 use crate::instrument::{ACCESS_EXPORT, Accessor, Instrumented, accessor_name};
 use crate::options::Options;
 use crate::parse::ComponentInfo;
@@ -36,6 +37,8 @@ pub(crate) struct Session<'a> {
     /// Entries of wasmtime's table of async state (futures, streams,
     /// waitable sets, subtasks, tasks) right after instantiation.
     async_baseline: usize,
+    /// The async census right after instantiation (see `census.rs`).
+    census_baseline: Vec<(HandleKind, i64)>,
     /// Keeps the timeout running until the session ends.
     _ticker: Ticker,
     /// How long compiling took.
@@ -89,7 +92,7 @@ pub(crate) fn start<'a>(
     let access = instance
         .get_export_index(&mut store, None, ACCESS_EXPORT)
         .ok_or_else(|| anyhow!("internal error: the accessor instance is missing"))?;
-    Ok(Session {
+    let mut session = Session {
         component,
         store,
         instance,
@@ -97,11 +100,14 @@ pub(crate) fn start<'a>(
         accessors: &instrumented.accessors,
         failures,
         async_baseline,
+        census_baseline: Vec::new(),
         _ticker: ticker,
         compile,
         compilation,
         instantiate,
-    })
+    };
+    session.census_baseline = session.census()?;
+    Ok(session)
 }
 
 impl Session<'_> {
@@ -150,6 +156,37 @@ impl Session<'_> {
         self.store
             .concurrent_state_table_size()
             .saturating_sub(self.async_baseline)
+    }
+
+    /// The async census: for each kind some module counts, the handles of
+    /// it the component holds (made by built-ins less those dropped).
+    fn census(&mut self) -> Result<Vec<(HandleKind, i64)>> {
+        let mut counts: Vec<(HandleKind, i64)> = Vec::new();
+        for (i, accessor) in self.accessors.iter().enumerate() {
+            if let Accessor::Census { kind } = *accessor {
+                let n = i64::from(self.read::<i32>(i)?);
+                match counts.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, total)) => *total += n,
+                    None => counts.push((kind, n)),
+                }
+            }
+        }
+        counts.sort();
+        Ok(counts)
+    }
+
+    /// The async handles built-ins made since instantiation and nobody
+    /// dropped, by kind (only kinds with some left).
+    pub fn async_handles_made(&mut self) -> Result<Vec<(HandleKind, i64)>> {
+        let now = self.census()?;
+        Ok(now
+            .into_iter()
+            .map(|(kind, n)| {
+                let before = self.census_baseline.iter().find(|(k, _)| *k == kind);
+                (kind, n - before.map_or(0, |(_, b)| *b))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect())
     }
 
     /// An init failure of `kind`, with the output so far.
