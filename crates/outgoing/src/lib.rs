@@ -76,6 +76,10 @@ pub async fn send(
         .await
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
+    // A streamed request body leaves in several writes; without this each
+    // small one can wait 40 ms for the server's delayed ACK (Nagle). A
+    // socket that refuses it only sends more slowly.
+    stream.set_nodelay(true).ok();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(Error::Hyper)?;

@@ -211,6 +211,12 @@ async fn connection(
     stream: tokio::net::TcpStream,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
+    // A streamed response leaves in several writes (the head, each body
+    // chunk). With Nagle's algorithm a small write waits for the ACK of the
+    // one before, which the client's delayed ACK holds back for 40 ms.
+    if let Err(e) = stream.set_nodelay(true) {
+        eprintln!("warning: setting TCP_NODELAY on a connection: {e}");
+    }
     let service = hyper::service::service_fn(move |request| {
         let handler = handler.clone();
         async move { Ok::<_, Infallible>(handler.respond(request).await) }
