@@ -284,6 +284,14 @@ pub fn linker<T: Send + 'static>() -> Linker<Host<T>> {
     linker
 }
 
+/// A linker for [`Host`] with WASI p2 (asynchronous) in it: for stores
+/// whose calls run on tokio (`call_async`, `run_concurrent`).
+pub fn async_linker<T: Send + 'static>() -> Linker<Host<T>> {
+    let mut linker = Linker::new(engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("adding WASI to the linker");
+    linker
+}
+
 /// How a `wasi:cli` command ended.
 pub struct CommandOutput {
     /// What `wasi:cli/run.run` returned: `Ok(())` or `Err(())`; a trap (or

@@ -52,7 +52,6 @@ use crate::smith;
 use crate::transmit;
 use crate::values::Rng;
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use futures::executor::block_on;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -547,11 +546,11 @@ pub struct Driver<'r> {
     /// Exports left out: their types carry a future, a stream or an
     /// `error-context` (see the module comment).
     pub skipped: usize,
-    /// Whether this is an async world, whose calls are wasmtime's async
-    /// ones (on a plain executor: the sync WASI host the interpreter's
-    /// stderr goes through blocks on a tokio runtime of its own, which
-    /// cannot start inside another); a sync world's are `Func::call`s.
-    concurrent: bool,
+    /// The executor of an async world's calls; `None` for a sync world,
+    /// whose calls are plain `Func::call`s. (tokio's, whose `yield_now`
+    /// lets every other ready task run first: the calls of a concurrent
+    /// round all start before an import answers.)
+    runtime: Option<tokio::runtime::Runtime>,
     waiting: Arc<Waiting>,
     /// What the interpreter wrote to stderr (why it died).
     stderr: MemoryOutputPipe,
@@ -663,11 +662,21 @@ impl<'r> Driver<'r> {
         seed: u64,
     ) -> Result<Self> {
         let engine = component.engine();
-        let mut linker = componentize_testkit::linker::<State>();
         let w = &resolve.worlds[world];
+        // An async world's calls run on tokio, where WASI's sync host (the
+        // interpreter's stderr) cannot block: it gets the async one.
+        let mut linker = if is_async_world(resolve, world) {
+            componentize_testkit::async_linker::<State>()
+        } else {
+            componentize_testkit::linker::<State>()
+        };
         let waiting = Arc::new(Waiting::default());
         let stderr = MemoryOutputPipe::new(1 << 16);
-        let concurrent = is_async_world(resolve, world);
+        let runtime = is_async_world(resolve, world).then(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a tokio runtime")
+        });
         for (key, item) in &w.imports {
             match item {
                 WorldItem::Interface { id, .. } => {
@@ -727,8 +736,7 @@ impl<'r> Driver<'r> {
             engine,
             HostState {
                 // The interpreter's own diagnostics, for the failure they
-                // explain: an inherited stderr would block on a runtime of
-                // its own inside the async worlds' one.
+                // explain.
                 wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
                 table: ResourceTable::new(),
                 data: State {
@@ -744,9 +752,9 @@ impl<'r> Driver<'r> {
                 },
             },
         );
-        let instance = match concurrent {
-            true => block_on(linker.instantiate_async(&mut store, component)),
-            false => linker.instantiate(&mut store, component),
+        let instance = match &runtime {
+            Some(rt) => rt.block_on(linker.instantiate_async(&mut store, component)),
+            None => linker.instantiate(&mut store, component),
         };
         let instance = wt(instance).context("instantiating")?;
 
@@ -833,7 +841,7 @@ impl<'r> Driver<'r> {
             handles: 0,
             transmits: 0,
             skipped,
-            concurrent,
+            runtime,
             waiting,
             stderr,
         })
@@ -863,9 +871,9 @@ impl<'r> Driver<'r> {
     /// Calls `f`: with `call_async` in an async world, which runs wasmtime's
     /// event loop until the call is done.
     fn call(&mut self, f: Func, args: &[Val], results: &mut [Val]) -> wasmtime::Result<()> {
-        match self.concurrent {
-            true => block_on(f.call_async(&mut self.store, args, results)),
-            false => f.call(&mut self.store, args, results),
+        match &self.runtime {
+            Some(rt) => rt.block_on(f.call_async(&mut self.store, args, results)),
+            None => f.call(&mut self.store, args, results),
         }
     }
 
@@ -947,7 +955,7 @@ impl<'r> Driver<'r> {
     /// crosses.
     pub fn is_concurrent(&self, e: usize) -> bool {
         let f = &self.exports[e].func;
-        self.concurrent
+        self.runtime.is_some()
             && !matches!(f.kind, FunctionKind::Constructor(_))
             && !types_of(f).any(|t| smith::holds_handle(self.resolve, t))
     }
@@ -973,8 +981,10 @@ impl<'r> Driver<'r> {
         }
         self.calls += es.len();
         self.store.data_mut().data.pending = pending;
-        ensure!(self.concurrent, "a concurrent round in a sync world");
-        let outcomes = block_on(self.store.run_concurrent(async |a| {
+        let Some(rt) = &self.runtime else {
+            bail!("a concurrent round in a sync world");
+        };
+        let outcomes = rt.block_on(self.store.run_concurrent(async |a| {
             let all = calls.iter().map(|(f, args, arity)| async move {
                 let mut results = vec![Val::Bool(false); *arity];
                 let outcome = f.call_concurrent(a, args, &mut results).await;
@@ -1004,9 +1014,9 @@ impl<'r> Driver<'r> {
     fn cleanup(&mut self) -> Result<()> {
         let held = std::mem::take(&mut self.store.data_mut().data.held);
         for r in held {
-            let dropped = match self.concurrent {
-                true => block_on(r.resource_drop_async(&mut self.store)),
-                false => r.resource_drop(&mut self.store),
+            let dropped = match &self.runtime {
+                Some(rt) => rt.block_on(r.resource_drop_async(&mut self.store)),
+                None => r.resource_drop(&mut self.store),
             };
             wt(dropped).context("dropping a handle")?;
         }
@@ -1027,7 +1037,7 @@ impl<'r> Driver<'r> {
         // A copy into a future or stream the host dropped unread ends when
         // the guest hears of it: give the event loop the calls it takes.
         for _ in 0..50 {
-            if out[0] == Val::U64(0) || !self.concurrent {
+            if out[0] == Val::U64(0) || self.runtime.is_none() {
                 break;
             }
             wt(self.call(self.live_bytes, &[], &mut out)).context("calling live-bytes")?;
@@ -1263,9 +1273,11 @@ impl<'r> Driver<'r> {
         if to_read.is_empty() {
             return Ok(());
         }
-        ensure!(self.concurrent, "a future or stream in a sync world");
+        let Some(rt) = &self.runtime else {
+            bail!("a future or stream in a sync world");
+        };
         let resolve = self.resolve;
-        let errors = block_on(self.store.run_concurrent(async |a| {
+        let errors = rt.block_on(self.store.run_concurrent(async |a| {
             let reads = to_read.into_iter().enumerate().map(|(i, r)| async move {
                 if i % 3 == 2 {
                     let closed = a.with(|mut store| match r.from {
