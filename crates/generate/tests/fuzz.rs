@@ -191,7 +191,7 @@ fn generate_fuzz() {
 fn roundtrip_fuzz() {
     let (mut calls_made, mut handles, mut build) = (0, 0, Duration::ZERO);
     let (mut concurrent, mut most_in_flight, mut skipped, mut alone) = (0, 0, 0, 0);
-    let (mut transmits, mut cancelled) = (0, 0);
+    let (mut transmits, mut compound, mut cancelled) = (0, 0, 0);
     Target::new(
         "roundtrip",
         "cargo test -p componentize-generate --test fuzz roundtrip_fuzz",
@@ -226,6 +226,7 @@ fn roundtrip_fuzz() {
                 most_in_flight = most_in_flight.max(stats.most_in_flight);
                 skipped += stats.skipped;
                 transmits += stats.transmits;
+                compound += stats.compound_transmits;
                 cancelled += stats.cancelled_imports + stats.cancelled_copies;
                 alone += usize::from(stats.alone);
                 Ok(())
@@ -240,7 +241,7 @@ fn roundtrip_fuzz() {
     });
     eprintln!(
         "roundtrip: {calls_made} checked calls per generator ({concurrent} concurrent, up to \
-         {most_in_flight} imports waiting at once), {handles} handles, {transmits} futures and streams, {cancelled} cancels, building {build:.1?}; \
+         {most_in_flight} imports waiting at once), {handles} handles, {transmits} futures and streams ({compound} of a list or option), {cancelled} cancels, building {build:.1?}; \
          {skipped} exports left out, {alone} worlds with our bindings alone"
     );
 }

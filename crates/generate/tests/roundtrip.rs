@@ -216,6 +216,7 @@ fn random_mirror_worlds(random: &Random) {
     let (mut calls_made, mut handles, mut with_handles, mut build) = (0, 0, 0, Duration::ZERO);
     let (mut skipped, mut concurrent, mut most_in_flight, mut alone) = (0, 0, 0, 0);
     let (mut transmits, mut cancelled_imports, mut cancelled_copies) = (0, 0, 0);
+    let mut compound_transmits = 0;
     let mut failures = Vec::new();
     let mut unlinkable = Vec::new();
     for (seed, outcome) in &results {
@@ -227,6 +228,7 @@ fn random_mirror_worlds(random: &Random) {
                 build += s.build;
                 skipped += s.skipped;
                 transmits += s.transmits;
+                compound_transmits += s.compound_transmits;
                 cancelled_imports += s.cancelled_imports;
                 cancelled_copies += s.cancelled_copies;
                 concurrent += s.concurrent_calls;
@@ -260,7 +262,7 @@ fn random_mirror_worlds(random: &Random) {
          on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator \
          ({concurrent} in concurrent rounds, up to {most_in_flight} imports waiting at once), \
          {handles} handles in {with_handles} worlds, {transmits} futures and streams written \
-         and read back; cancelled by the interpreter: {cancelled_imports} async import calls \
+         and read back ({compound_transmits} of a list or option payload); cancelled by the interpreter: {cancelled_imports} async import calls \
          (made again), {cancelled_copies} reads and writes of its copies (at least); {skipped} exports left out (see roundtrip/driver.rs); {alone} worlds ran with our \
          bindings alone (wit-dylib panics on a future or stream type no function holds); \
          {} failed",

@@ -17,8 +17,10 @@ pub struct Stats {
     pub calls: usize,
     pub handles: usize,
     pub build: Duration,
-    /// Futures and streams the host wrote.
+    /// Futures and streams the host wrote, and those of a `list` or
+    /// `option` payload.
     pub transmits: usize,
+    pub compound_transmits: usize,
     /// Exports left out (see `Driver::skipped`).
     pub skipped: usize,
     /// Calls made in concurrent rounds, and the most async imports that
@@ -188,6 +190,7 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
         handles: a.handles,
         build,
         transmits: a.transmits,
+        compound_transmits: a.compound_transmits,
         skipped: a.skipped,
         concurrent_calls: a.calls - sequential_calls,
         most_in_flight: a.most_in_flight(),

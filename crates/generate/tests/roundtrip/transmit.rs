@@ -3,8 +3,9 @@
 //!
 //! wasmtime 48's host makes a future or stream only for a payload type
 //! fixed at compile time (`FutureReader<T>`, `StreamReader<T>`), so the
-//! host covers the payloads it can name: none, and every scalar and
-//! `string` ([`Payload`]). Values cross as `Val`s; [`on_payload`] picks the
+//! host covers the payloads it can name: none, every scalar and `string`,
+//! and a `list` or `option` of one of those ([`Payload`]; records,
+//! variants and the rest have names a Rust type would have to carry). Values cross as `Val`s; [`on_payload`] picks the
 //! Rust type for a WIT one.
 
 use anyhow::{Result, anyhow};
@@ -55,6 +56,31 @@ payloads!(
     u64 => U64, i64 => S64, f32 => Float32, f64 => Float64, char => Char, String => String,
 );
 
+impl<T: Payload> Payload for Vec<T> {
+    fn to_val(self) -> Val {
+        Val::List(self.into_iter().map(T::to_val).collect())
+    }
+    fn from_val(v: &Val) -> Option<Self> {
+        match v {
+            Val::List(items) => items.iter().map(T::from_val).collect(),
+            _ => None,
+        }
+    }
+}
+
+impl<T: Payload> Payload for Option<T> {
+    fn to_val(self) -> Val {
+        Val::Option(self.map(|x| Box::new(x.to_val())))
+    }
+    fn from_val(v: &Val) -> Option<Self> {
+        match v {
+            Val::Option(None) => Some(None),
+            Val::Option(Some(x)) => T::from_val(x).map(Some),
+            _ => None,
+        }
+    }
+}
+
 /// Something to do with the Rust type of a payload.
 pub trait OnPayload {
     type Out;
@@ -67,6 +93,39 @@ pub fn on_payload<F: OnPayload>(resolve: &Resolve, ty: Option<Type>, f: F) -> Op
     let Some(ty) = ty else {
         return Some(f.run::<()>());
     };
+    if let Type::Id(id) = ty {
+        return match resolve.types[id].kind {
+            TypeDefKind::Type(t) => on_payload(resolve, Some(t), f),
+            TypeDefKind::List(item) => on_scalar(resolve, item, ListOf(f)),
+            TypeDefKind::Option(item) => on_scalar(resolve, item, OptionOf(f)),
+            _ => None,
+        };
+    }
+    on_scalar(resolve, ty, f)
+}
+
+/// `F` run on a list of the payload.
+struct ListOf<F>(F);
+
+impl<F: OnPayload> OnPayload for ListOf<F> {
+    type Out = F::Out;
+    fn run<T: Payload>(self) -> F::Out {
+        self.0.run::<Vec<T>>()
+    }
+}
+
+/// `F` run on an option of the payload.
+struct OptionOf<F>(F);
+
+impl<F: OnPayload> OnPayload for OptionOf<F> {
+    type Out = F::Out;
+    fn run<T: Payload>(self) -> F::Out {
+        self.0.run::<Option<T>>()
+    }
+}
+
+/// [`on_payload`] for a scalar or `string` (or an alias of one).
+fn on_scalar<F: OnPayload>(resolve: &Resolve, ty: Type, f: F) -> Option<F::Out> {
     Some(match ty {
         Type::Bool => f.run::<bool>(),
         Type::U8 => f.run::<u8>(),
@@ -82,7 +141,7 @@ pub fn on_payload<F: OnPayload>(resolve: &Resolve, ty: Option<Type>, f: F) -> Op
         Type::Char => f.run::<char>(),
         Type::String => f.run::<String>(),
         Type::Id(id) => match resolve.types[id].kind {
-            TypeDefKind::Type(t) => return on_payload(resolve, Some(t), f),
+            TypeDefKind::Type(t) => return on_scalar(resolve, t, f),
             _ => return None,
         },
         Type::ErrorContext => return None,
