@@ -20,7 +20,6 @@
 
 use crate::parse::{AsyncBuiltin, ComponentInfo, CoreInstance, EXPORT_PREFIX, ModuleInfo};
 use anyhow::{Context, Result};
-use std::fmt;
 use wasm_encoder::reencode::{Error, Reencode, utils};
 use wasm_encoder::{
     CodeSection, ConstExpr, ExportKind, ExportSection, Function, FunctionSection, GlobalSection,
@@ -73,15 +72,9 @@ impl HandleKind {
     }
 }
 
-impl fmt::Display for HandleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.slug())
-    }
-}
-
 /// The export of a module's counter of `kind`.
 pub(crate) fn counter_export(kind: HandleKind) -> String {
-    format!("{EXPORT_PREFIX}census-{kind}")
+    format!("{EXPORT_PREFIX}census-{}", kind.slug())
 }
 
 /// What a call of a built-in does to the count of its kind.

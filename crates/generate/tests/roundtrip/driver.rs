@@ -651,16 +651,17 @@ impl<'r> Driver<'r> {
     ) -> Result<Self> {
         let engine = component.engine();
         let w = &resolve.worlds[world];
+        let concurrent = is_async_world(resolve, world);
         // An async world's calls run on tokio, where WASI's sync host (the
         // interpreter's stderr) cannot block: it gets the async one.
-        let mut linker = if is_async_world(resolve, world) {
+        let mut linker = if concurrent {
             componentize_testkit::async_linker::<State>()
         } else {
             componentize_testkit::linker::<State>()
         };
         let waiting = Arc::new(Waiting::default());
         let stderr = MemoryOutputPipe::new(1 << 16);
-        let runtime = is_async_world(resolve, world).then(|| {
+        let runtime = concurrent.then(|| {
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("a tokio runtime")
