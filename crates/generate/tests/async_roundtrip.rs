@@ -403,7 +403,10 @@ fn run(generator: Generator, per_export: u32) -> Result<Run> {
         pledge: export(&mut store, &instance, INTERFACE, "pledge"),
     };
 
-    runtime.block_on(async {
+    // Entries of wasmtime's async state (future and stream ends, waitable
+    // sets, subtasks, tasks) before the calls: as many must be left after.
+    let baseline = store.concurrent_state_table_size();
+    let run = runtime.block_on(async {
         store
             .run_concurrent(async |a| -> Result<Run> {
                 let call = async |f: Func, args: &[Val]| -> Result<Option<Val>> {
@@ -457,7 +460,14 @@ fn run(generator: Generator, per_export: u32) -> Result<Run> {
             })
             .await
             .map_err(|e| anyhow!("{e:?}"))?
-    })
+    })?;
+    let left = store.concurrent_state_table_size();
+    ensure!(
+        left == baseline,
+        "{} entries of wasmtime's async state left after the calls",
+        left as i64 - baseline as i64
+    );
+    Ok(run)
 }
 
 #[test]

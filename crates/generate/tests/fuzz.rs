@@ -192,6 +192,7 @@ fn roundtrip_fuzz() {
     let (mut calls_made, mut handles, mut build) = (0, 0, Duration::ZERO);
     let (mut concurrent, mut most_in_flight, mut skipped, mut alone) = (0, 0, 0, 0);
     let (mut transmits, mut compound, mut cancelled) = (0, 0, 0);
+    let mut peer = std::collections::BTreeMap::new();
     Target::new(
         "roundtrip",
         "cargo test -p componentize-generate --test fuzz roundtrip_fuzz",
@@ -227,6 +228,7 @@ fn roundtrip_fuzz() {
                 skipped += stats.skipped;
                 transmits += stats.transmits;
                 compound += stats.compound_transmits;
+                pair::add_counts(&mut peer, &stats.peer_transmits);
                 cancelled += stats.cancelled_imports + stats.cancelled_copies;
                 alone += usize::from(stats.alone);
                 Ok(())
@@ -241,8 +243,9 @@ fn roundtrip_fuzz() {
     });
     eprintln!(
         "roundtrip: {calls_made} checked calls per generator ({concurrent} concurrent, up to \
-         {most_in_flight} imports waiting at once), {handles} handles, {transmits} futures and streams ({compound} of a list or option), {cancelled} cancels, building {build:.1?}; \
-         {skipped} exports left out, {alone} worlds with our bindings alone"
+         {most_in_flight} imports waiting at once), {handles} handles, {transmits} futures and streams ({compound} of a list or option; through the peers: {}), {cancelled} cancels, building {build:.1?}; \
+         {skipped} exports left out, {alone} worlds with our bindings alone",
+        pair::show_counts(&peer)
     );
 }
 

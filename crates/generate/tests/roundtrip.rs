@@ -217,6 +217,7 @@ fn random_mirror_worlds(random: &Random) {
     let (mut skipped, mut concurrent, mut most_in_flight, mut alone) = (0, 0, 0, 0);
     let (mut transmits, mut cancelled_imports, mut cancelled_copies) = (0, 0, 0);
     let mut compound_transmits = 0;
+    let mut peer_transmits = std::collections::BTreeMap::new();
     let mut failures = Vec::new();
     let mut unlinkable = Vec::new();
     for (seed, outcome) in &results {
@@ -229,6 +230,7 @@ fn random_mirror_worlds(random: &Random) {
                 skipped += s.skipped;
                 transmits += s.transmits;
                 compound_transmits += s.compound_transmits;
+                pair::add_counts(&mut peer_transmits, &s.peer_transmits);
                 cancelled_imports += s.cancelled_imports;
                 cancelled_copies += s.cancelled_copies;
                 concurrent += s.concurrent_calls;
@@ -262,13 +264,14 @@ fn random_mirror_worlds(random: &Random) {
          on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator \
          ({concurrent} in concurrent rounds, up to {most_in_flight} imports waiting at once), \
          {handles} handles in {with_handles} worlds, {transmits} futures and streams written \
-         and read back ({compound_transmits} of a list or option payload); cancelled by the interpreter: {cancelled_imports} async import calls \
-         (made again), {cancelled_copies} reads and writes of its copies (at least); {skipped} exports left out (see roundtrip/driver.rs); {alone} worlds ran with our \
+         and read back ({compound_transmits} of a list or option payload; through the peers, of other compound payloads: {}); cancelled by the interpreter: {cancelled_imports} async import calls \
+         (made again), {cancelled_copies} reads and writes of its copies and the peers' (at least); {skipped} exports left out (see roundtrip/driver.rs); {alone} worlds ran with our \
          bindings alone (wit-dylib panics on a future or stream type no function holds); \
          {} failed",
         results.len(),
         unlinkable.len(),
         start.elapsed(),
+        pair::show_counts(&peer_transmits),
         failures.len()
     );
     let seeds: Vec<String> = failures
@@ -291,13 +294,17 @@ fn random_mirror_worlds(random: &Random) {
              import waiting at a time"
         );
     }
-    // Only async worlds cancel, and only a run of several worlds surely has
-    // something to cancel.
+    // Only async worlds cancel and have peers, and only a run of several
+    // worlds surely has something to cancel and compound payloads.
     if random.concurrent && single.is_none() && results.len() >= 20 {
         assert!(
             cancelled_imports > 0 && cancelled_copies > 0,
             "nothing was cancelled: {cancelled_imports} async import calls, \
              {cancelled_copies} reads and writes"
+        );
+        assert!(
+            !peer_transmits.is_empty(),
+            "no future or stream of a compound payload went through the peers"
         );
     }
 }

@@ -29,13 +29,22 @@
 //! stream, and its items must be those written; every third one it drops
 //! unread instead, and what the guest did with it (an async export copies
 //! its future or stream argument into a new one) must end and leave nothing
-//! behind. One the host wrote that never came out is an error. Exports are
-//! left out ([`Driver::skipped`]) when their types hold an `error-context`,
-//! a future or stream of a payload the host cannot name (wasmtime 48's host
-//! makes them only for payload types fixed at compile time: none, scalars,
-//! `string`, a `list` or `option` of one of those), or, in an async export,
-//! more than one future or stream argument (the test interpreter copies
-//! one).
+//! behind. One the host wrote that never came out is an error.
+//!
+//! wasmtime 48's host makes and reads futures and streams only of payload
+//! types fixed at compile time: none, scalars, `string`, a `list` or
+//! `option` of one of those. Those of the other payloads without handles
+//! (records, variants, tuples, nested lists...) go through peers: two more
+//! instances of the same component, one that writes them (`fill-*` of
+//! [`mirror::PEER_INTERFACE`]: the host gives it the items as a list) and
+//! one that reads them (`drain-*`: it gives the items back as a list); two,
+//! because a component may not copy such a payload to itself, and a future
+//! or stream may come back out where the host sent it. Their bindings are
+//! those under test, so the items are lowered and lifted by them on both
+//! sides. Exports are left out ([`Driver::skipped`]) when their types hold
+//! an `error-context`, a future or stream of a payload holding a handle,
+//! or, in an async export, more than one future or stream argument (the
+//! test interpreter copies one).
 //!
 //! Values are compared exactly: floats by their bits (wasmtime 48 does not
 //! canonicalize NaNs when lifting or lowering, so payloads must survive),
@@ -48,16 +57,17 @@
 //! instance of the exported resource, so every guest handle stands for one
 //! host rep. Handles sent are matched against the reps received.
 
+use crate::mirror;
 use crate::smith;
 use crate::transmit;
 use crate::values::Rng;
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::component::{
-    Component, Func, LinkerInstance, ResourceAny, ResourceDynamic, ResourceTable, ResourceType,
-    Val, types::ComponentFunc,
+    Component, Func, Instance, LinkerInstance, ResourceAny, ResourceDynamic, ResourceTable,
+    ResourceType, Val, types::ComponentFunc,
 };
 use wasmtime::{AsContextMut, Store, StoreContextMut};
 use wasmtime_wasi::WasiCtx;
@@ -523,13 +533,132 @@ impl Export {
     }
 }
 
+/// The fill and drain of a peer payload (see the module comment), for
+/// futures or for streams of it: `fill` on the writing peer, `drain` on the
+/// reading one.
+struct Peer {
+    key: String,
+    future: bool,
+    fill: Func,
+    drain: Func,
+}
+
+/// The peer that carries futures (or streams) of `payload`, if there is one.
+fn peer_of<'p>(
+    peers: &'p [Peer],
+    resolve: &Resolve,
+    payload: Option<Type>,
+    future: bool,
+) -> Option<&'p Peer> {
+    let p = payload.filter(|p| mirror::is_peer_payload(resolve, *p))?;
+    let key = mirror::payload_key(resolve, p);
+    peers.iter().find(|x| x.future == future && x.key == key)
+}
+
+/// Function `name` of the exported interface `interface` of `instance`.
+fn export_func(
+    store: &mut Store<HostState>,
+    instance: &Instance,
+    interface: &str,
+    name: &str,
+) -> Result<Func> {
+    let index = instance
+        .get_export_index(&mut *store, None, interface)
+        .with_context(|| format!("no export {interface}"))?;
+    let i = instance
+        .get_export_index(&mut *store, Some(&index), name)
+        .with_context(|| format!("no export {interface}#{name}"))?;
+    instance
+        .get_func(&mut *store, i)
+        .with_context(|| format!("{interface}#{name} is not a function"))
+}
+
+/// An instance's `componentize:test/debug` functions.
+#[derive(Clone, Copy)]
+struct DebugExports {
+    /// Which instance: the one under test or a peer.
+    name: &'static str,
+    live_bytes: Func,
+    trace: Func,
+}
+
+impl DebugExports {
+    fn of(
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        name: &'static str,
+    ) -> Result<DebugExports> {
+        Ok(DebugExports {
+            name,
+            live_bytes: export_func(store, instance, DEBUG_INTERFACE, "live-bytes")?,
+            trace: export_func(store, instance, DEBUG_INTERFACE, "trace")?,
+        })
+    }
+}
+
+/// The writing and reading peers' fills and drains, and their debug
+/// functions.
+fn peers(
+    resolve: &Resolve,
+    interface: InterfaceId,
+    store: &mut Store<HostState>,
+    writer: &Instance,
+    reader: &Instance,
+) -> Result<(Vec<Peer>, [DebugExports; 2])> {
+    let name = mirror::PEER_INTERFACE;
+    let mut peers = Vec::new();
+    for f in resolve.interfaces[interface].functions.values() {
+        let Some(what) = f.name.strip_prefix("fill-") else {
+            continue;
+        };
+        let transmit = match f.result {
+            Some(Type::Id(id)) => &resolve.types[dealias(resolve, id)].kind,
+            _ => bail!("{name}#{} returns no future or stream", f.name),
+        };
+        let (future, payload) = match transmit {
+            TypeDefKind::Future(Some(p)) => (true, *p),
+            TypeDefKind::Stream(Some(p)) => (false, *p),
+            _ => bail!("{name}#{} returns no future or stream", f.name),
+        };
+        peers.push(Peer {
+            key: mirror::payload_key(resolve, payload),
+            future,
+            fill: export_func(store, writer, name, &f.name)?,
+            drain: export_func(store, reader, name, &format!("drain-{what}"))?,
+        });
+    }
+    let debug = [
+        DebugExports::of(store, writer, "the writing peer")?,
+        DebugExports::of(store, reader, "the reading peer")?,
+    ];
+    Ok((peers, debug))
+}
+
+/// Reads `from` to its end with the reading peer's `drain`: its items.
+async fn drain(
+    a: &wasmtime::component::Accessor<HostState>,
+    drain: Func,
+    from: transmit::Readable,
+) -> Result<Vec<Val>> {
+    let arg = match from {
+        transmit::Readable::Stream(s) => Val::Stream(s),
+        transmit::Readable::Future(f) => Val::Future(f),
+    };
+    let mut out = [Val::Bool(false)];
+    wt(drain.call_concurrent(a, &[arg], &mut out).await).context("draining on the reading peer")?;
+    match out {
+        [Val::List(items)] => Ok(items),
+        [other] => bail!("the drain returned {}", short(&other)),
+    }
+}
+
 pub struct Driver<'r> {
     resolve: &'r Resolve,
     exported: HashSet<InterfaceId>,
     store: Store<HostState>,
     pub exports: Vec<Export>,
-    live_bytes: Func,
-    trace: Func,
+    /// The debug functions of the instance under test, then of the peers.
+    debug: Vec<DebugExports>,
     pub rng: Rng,
     /// Lists of scalars and strings get 10,000 elements, strings up to 3,000
     /// characters.
@@ -545,6 +674,10 @@ pub struct Driver<'r> {
     pub transmits: usize,
     /// Of those, the ones of a `list` or `option` payload.
     pub compound_transmits: usize,
+    /// Futures and streams the writing peer wrote (of other compound
+    /// payloads), by the kind of their payload.
+    pub peer_transmits: BTreeMap<&'static str, usize>,
+    peers: Vec<Peer>,
     /// Exports left out: their types carry a future, a stream or an
     /// `error-context` (see the module comment).
     pub skipped: usize,
@@ -554,6 +687,10 @@ pub struct Driver<'r> {
     /// round all start before an import answers.)
     runtime: Option<tokio::runtime::Runtime>,
     waiting: Arc<Waiting>,
+    /// Entries in wasmtime's async state (future and stream ends, waitable
+    /// sets, subtasks, tasks) once the instances are made, in an async
+    /// world: after each call there must be as many.
+    async_baseline: Option<usize>,
     /// What the interpreter wrote to stderr (why it died).
     stderr: MemoryOutputPipe,
 }
@@ -602,27 +739,37 @@ fn carries_transmit(resolve: &Resolve, ty: &Type) -> bool {
     })
 }
 
-/// Whether the harness can call `f` (see the module comment).
-fn is_drivable(resolve: &Resolve, f: &Function) -> bool {
-    let payload = |t: &Type| match t {
+/// Whether the harness can call `f` (see the module comment), with `peers`.
+fn is_drivable(resolve: &Resolve, f: &Function, peers: &[Peer]) -> bool {
+    // Of a future or stream type: whether it is a future, and its payload.
+    let transmit = |t: &Type| match t {
         Type::Id(id) => match resolve.types[dealias(resolve, *id)].kind {
-            TypeDefKind::Future(p) | TypeDefKind::Stream(p) => Some(p),
+            TypeDefKind::Future(p) => Some((true, p)),
+            TypeDefKind::Stream(p) => Some((false, p)),
             _ => None,
         },
         _ => None,
     };
-    let nameable = types_of(f).flat_map(|t| smith::parts(resolve, t)).all(|t| {
-        t != Type::ErrorContext && payload(&t).is_none_or(|p| transmit::is_host_payload(resolve, p))
+    let carried = types_of(f).flat_map(|t| smith::parts(resolve, t)).all(|t| {
+        t != Type::ErrorContext
+            && transmit(&t).is_none_or(|(future, p)| {
+                transmit::is_host_payload(resolve, p)
+                    || peer_of(peers, resolve, p, future).is_some()
+            })
     });
-    if !nameable {
+    if !carried {
         return false;
     }
     if !f.kind.is_async() {
         return true;
     }
     // The test interpreter copies an async export's one future or stream
-    // argument (COPIES in testinterp.c), of any payload the host names.
-    f.params.iter().filter(|p| payload(&p.ty).is_some()).count() <= 1
+    // argument (COPIES in testinterp.c).
+    f.params
+        .iter()
+        .filter(|p| transmit(&p.ty).is_some())
+        .count()
+        <= 1
 }
 
 fn types_of(f: &Function) -> impl Iterator<Item = &Type> {
@@ -741,40 +888,53 @@ impl<'r> Driver<'r> {
                 },
             },
         );
-        let instance = match &runtime {
-            Some(rt) => rt.block_on(linker.instantiate_async(&mut store, component)),
-            None => linker.instantiate(&mut store, component),
+        let instantiate = |store: &mut Store<HostState>| {
+            let instance = match &runtime {
+                Some(rt) => rt.block_on(linker.instantiate_async(&mut *store, component)),
+                None => linker.instantiate(&mut *store, component),
+            };
+            wt(instance).context("instantiating")
         };
-        let instance = wt(instance).context("instantiating")?;
+        let instance = instantiate(&mut store)?;
+        let peer_interface = w.exports.iter().find_map(|(key, item)| match item {
+            WorldItem::Interface { id, .. }
+                if resolve.name_world_key(key) == mirror::PEER_INTERFACE =>
+            {
+                Some(*id)
+            }
+            _ => None,
+        });
+        let mut debug = vec![DebugExports::of(
+            &mut store,
+            &instance,
+            "the interpreter under test",
+        )?];
+        let mut peers = Vec::new();
+        if let Some(id) = peer_interface {
+            let writer = instantiate(&mut store).context("the writing peer")?;
+            let reader = instantiate(&mut store).context("the reading peer")?;
+            let (carried, of_peers) = self::peers(resolve, id, &mut store, &writer, &reader)?;
+            peers = carried;
+            debug.extend(of_peers);
+        }
 
+        let async_baseline = concurrent.then(|| store.concurrent_state_table_size());
         let mut exports = Vec::new();
         let mut exported = HashSet::new();
-        let mut live_bytes = None;
-        let mut trace = None;
         let mut skipped = 0;
         for (key, item) in &w.exports {
             match item {
                 WorldItem::Interface { id, .. } => {
                     let name = resolve.name_world_key(key);
-                    let index = instance
-                        .get_export_index(&mut store, None, &name)
-                        .with_context(|| format!("no export {name}"))?;
-                    let lookup = |store: &mut Store<HostState>, f: &str| -> Result<Func> {
-                        let i = instance
-                            .get_export_index(&mut *store, Some(&index), f)
-                            .with_context(|| format!("no export {name}#{f}"))?;
-                        instance
-                            .get_func(&mut *store, i)
-                            .with_context(|| format!("{name}#{f} is not a function"))
+                    let lookup = |store: &mut Store<HostState>, f: &str| {
+                        export_func(store, &instance, &name, f)
                     };
-                    if name == DEBUG_INTERFACE {
-                        live_bytes = Some(lookup(&mut store, "live-bytes")?);
-                        trace = Some(lookup(&mut store, "trace")?);
+                    if name == DEBUG_INTERFACE || name == mirror::PEER_INTERFACE {
                         continue;
                     }
                     exported.insert(*id);
                     for f in resolve.interfaces[*id].functions.values() {
-                        if !is_drivable(resolve, f) {
+                        if !is_drivable(resolve, f, &peers) {
                             skipped += 1;
                             continue;
                         }
@@ -796,7 +956,7 @@ impl<'r> Driver<'r> {
                     if !mirrored {
                         continue;
                     }
-                    if !is_drivable(resolve, f) {
+                    if !is_drivable(resolve, f, &peers) {
                         skipped += 1;
                         continue;
                     }
@@ -819,9 +979,7 @@ impl<'r> Driver<'r> {
             exported,
             store,
             exports,
-            live_bytes: live_bytes
-                .with_context(|| format!("the world does not export {DEBUG_INTERFACE}"))?,
-            trace: trace.unwrap(),
+            debug,
             rng: Rng::new(seed),
             big: false,
             budget: 0,
@@ -830,9 +988,12 @@ impl<'r> Driver<'r> {
             handles: 0,
             transmits: 0,
             compound_transmits: 0,
+            peer_transmits: BTreeMap::new(),
+            peers,
             skipped,
             runtime,
             waiting,
+            async_baseline,
             stderr,
         })
     }
@@ -1022,23 +1183,19 @@ impl<'r> Driver<'r> {
             unseen == 0,
             "{unseen} future(s) or stream(s) the host wrote never came out"
         );
-        let mut out = [Val::U64(0)];
-        wt(self.call(self.live_bytes, &[], &mut out)).context("calling live-bytes")?;
-        // A copy into a future or stream the host dropped unread ends when
-        // the guest hears of it: give the event loop the calls it takes.
-        for _ in 0..50 {
-            if out[0] == Val::U64(0) || self.runtime.is_none() {
-                break;
-            }
-            wt(self.call(self.live_bytes, &[], &mut out)).context("calling live-bytes")?;
+        for debug in self.debug.clone() {
+            self.no_live_bytes(debug.live_bytes).context(debug.name)?;
         }
-        match out[0] {
-            Val::U64(0) => {}
-            Val::U64(n) => bail!(
-                "the interpreter holds {} bytes after the call (leak, or a buffer freed with the wrong size)",
-                n as i64
-            ),
-            ref other => bail!("live-bytes returned {other:?}"),
+        // Zero live handles: what the calls made of the runtime's async
+        // state is gone (the guests' handles and the host's).
+        if let Some(baseline) = self.async_baseline {
+            let now = self.store.concurrent_state_table_size();
+            ensure!(
+                now == baseline,
+                "{} entries of wasmtime's async state (future and stream ends, waitable sets, \
+                 subtasks, tasks) left after the call",
+                now as i64 - baseline as i64
+            );
         }
         let outstanding = std::mem::take(&mut self.store.data_mut().data.outstanding);
         if !outstanding.is_empty() {
@@ -1047,10 +1204,43 @@ impl<'r> Driver<'r> {
         Ok(())
     }
 
-    /// The interpreter's trace since the last call (see testinterp.c).
-    pub fn take_trace(&mut self) -> Result<Trace> {
+    /// Checks that the interpreter whose `live-bytes` is `live_bytes` has
+    /// nothing allocated.
+    fn no_live_bytes(&mut self, live_bytes: Func) -> Result<()> {
+        let mut out = [Val::U64(0)];
+        wt(self.call(live_bytes, &[], &mut out)).context("calling live-bytes")?;
+        // A copy into a future or stream the host dropped unread ends when
+        // the guest hears of it: give the event loop the calls it takes.
+        for _ in 0..50 {
+            if out[0] == Val::U64(0) || self.runtime.is_none() {
+                break;
+            }
+            wt(self.call(live_bytes, &[], &mut out)).context("calling live-bytes")?;
+        }
+        match out[0] {
+            Val::U64(0) => Ok(()),
+            Val::U64(n) => bail!(
+                "the interpreter holds {} bytes after the call (leak, or a buffer freed with the wrong size)",
+                n as i64
+            ),
+            ref other => bail!("live-bytes returned {other:?}"),
+        }
+    }
+
+    /// The interpreters' traces since the last call (see testinterp.c): of
+    /// the instance under test, then of the peers, each with its name.
+    pub fn take_traces(&mut self) -> Result<Vec<(&'static str, Trace)>> {
+        let mut traces = Vec::new();
+        for debug in self.debug.clone() {
+            let trace = self.take_trace(debug.trace).context(debug.name)?;
+            traces.push((debug.name, trace));
+        }
+        Ok(traces)
+    }
+
+    fn take_trace(&mut self, trace: Func) -> Result<Trace> {
         let mut out = [Val::Bool(false)];
-        wt(self.call(self.trace, &[], &mut out)).context("calling trace")?;
+        wt(self.call(trace, &[], &mut out)).context("calling trace")?;
         match &out[0] {
             Val::Tuple(t) => match &t[..] {
                 [Val::U64(count), Val::U64(hash), Val::List(lines)] => Ok(Trace {
@@ -1231,7 +1421,8 @@ impl<'r> Driver<'r> {
         }
     }
 
-    /// A host-written stream (or future) of `items`, noted as sent.
+    /// A stream (or future) of `items`, written by the host or the writing
+    /// peer, noted as sent.
     fn transmit(&mut self, payload: Option<Type>, items: Vec<Val>, stream: bool) -> Result<Val> {
         let value = if stream {
             transmit::on_payload(
@@ -1246,7 +1437,10 @@ impl<'r> Driver<'r> {
                 transmit::NewFuture(&mut self.store, &items[0]),
             )
         };
-        let value = value.context("a payload the host cannot name")??;
+        let value = match value {
+            Some(value) => value?,
+            None => self.peer_fill(payload, &items, !stream)?,
+        };
         self.transmits += 1;
         if let Some(Type::Id(id)) = payload
             && matches!(
@@ -1264,6 +1458,24 @@ impl<'r> Driver<'r> {
         Ok(value)
     }
 
+    /// A future (or stream) of `items` of `payload`, written by the writing
+    /// peer.
+    fn peer_fill(&mut self, payload: Option<Type>, items: &[Val], future: bool) -> Result<Val> {
+        let Some(peer) = peer_of(&self.peers, self.resolve, payload, future) else {
+            bail!("no peer carries a payload the host cannot name");
+        };
+        let fill = peer.fill;
+        let mut out = [Val::Bool(false)];
+        wt(self.call(fill, &[Val::List(items.to_vec())], &mut out))
+            .context("filling a future or stream on the writing peer")?;
+        if let Some(Type::Id(id)) = payload {
+            let kind = self.resolve.types[dealias(self.resolve, id)].kind.as_str();
+            *self.peer_transmits.entry(kind).or_default() += 1;
+        }
+        let [value] = out;
+        Ok(value)
+    }
+
     /// Reads every future and stream that came out (every third one is
     /// dropped unread instead) and checks its items.
     fn read_what_came_out(&mut self) -> Result<()> {
@@ -1275,6 +1487,7 @@ impl<'r> Driver<'r> {
             bail!("a future or stream in a sync world");
         };
         let resolve = self.resolve;
+        let peers = &self.peers;
         let errors = rt.block_on(self.store.run_concurrent(async |a| {
             let reads = to_read.into_iter().enumerate().map(|(i, r)| async move {
                 if i % 3 == 2 {
@@ -1286,15 +1499,22 @@ impl<'r> Driver<'r> {
                         .map_err(|e| anyhow!("dropping {}: {e:?}", r.path))
                         .err();
                 }
-                let read = transmit::Read {
-                    accessor: a,
-                    from: r.from,
-                    chunk: 1 + (i * 7) % 11,
+                let future = matches!(r.from, transmit::Readable::Future(_));
+                let got = match peer_of(peers, resolve, r.payload, future) {
+                    Some(peer) => drain(a, peer.drain, r.from).await,
+                    None => {
+                        let read = transmit::Read {
+                            accessor: a,
+                            from: r.from,
+                            chunk: 1 + (i * 7) % 11,
+                        };
+                        match transmit::on_payload(resolve, r.payload, read) {
+                            Some(reading) => reading.await,
+                            None => Err(anyhow!("a payload neither the host nor a peer carries")),
+                        }
+                    }
                 };
-                let Some(reading) = transmit::on_payload(resolve, r.payload, read) else {
-                    return Some(anyhow!("{}: a payload the host cannot name", r.path));
-                };
-                match reading.await {
+                match got {
                     Ok(got) => {
                         let mut errors = Vec::new();
                         a.with(|mut access| {

@@ -2,13 +2,31 @@
 //! seed, with a world that imports AND exports each of their interfaces
 //! (plus `componentize:test/debug`), so the test interpreter can answer every
 //! export with its import.
+//!
+//! A world whose exports carry futures or streams of payloads the host
+//! cannot name (records, variants, tuples...: see roundtrip/transmit.rs)
+//! also exports [`PEER_INTERFACE`], through which instances of the same
+//! component write and read them for the host (PEERS in testinterp.c):
+//! for payload number `k`,
+//!
+//! ```wit
+//! fill-stream-k: async func(items: list<p>) -> stream<p>;
+//! drain-stream-k: async func(s: stream<p>) -> list<p>;
+//! fill-future-k: async func(items: list<p>) -> future<p>;
+//! drain-future-k: async func(f: future<p>) -> list<p>;
+//! ```
 
 use crate::smith;
+use crate::transmit;
 use anyhow::Result;
+use std::collections::BTreeMap;
 use wit_parser::{
     Function, FunctionKind, Handle, InterfaceId, PackageId, Resolve, Type, TypeDef, TypeDefKind,
-    TypeOwner, WorldId, WorldItem,
+    TypeId, TypeOwner, WorldId, WorldItem,
 };
+
+/// The interface of the peers' fills and drains.
+pub const PEER_INTERFACE: &str = "componentize:mirror/peer";
 
 /// Same as fixtures/wit/roundtrip/deps/componentize-test.wit.
 pub const DEBUG_WIT: &str = "package componentize:test;\n\
@@ -104,11 +122,160 @@ fn give_resources_constructors(resolve: &mut Resolve) {
     }
 }
 
-/// `package componentize:mirror; world w { import I; export I; ... }`.
-fn try_world(resolve: &Resolve, interfaces: &[String]) -> Option<MirrorWorld> {
-    let mut text = String::from("package componentize:mirror;\n\nworld w {\n");
+fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
+    while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
+        id = next;
+    }
+    id
+}
+
+/// Whether futures and streams of `ty` go through the peers: the host
+/// cannot name it, and it holds no handle (nor a map, which wit-smith does
+/// not make in these worlds).
+pub fn is_peer_payload(resolve: &Resolve, ty: Type) -> bool {
+    !transmit::is_host_payload(resolve, Some(ty))
+        && smith::parts(resolve, &ty).iter().all(|t| match t {
+            Type::ErrorContext => false,
+            Type::Id(id) => matches!(
+                resolve.types[*id].kind,
+                TypeDefKind::Record(_)
+                    | TypeDefKind::Tuple(_)
+                    | TypeDefKind::Variant(_)
+                    | TypeDefKind::Enum(_)
+                    | TypeDefKind::Flags(_)
+                    | TypeDefKind::Option(_)
+                    | TypeDefKind::Result(_)
+                    | TypeDefKind::List(_)
+                    | TypeDefKind::Type(_)
+            ),
+            _ => true,
+        })
+}
+
+/// WIT for `ty` (a peer payload or a part of one), spelling each named
+/// type (its `use`s followed) with `named`.
+fn type_wit(resolve: &Resolve, ty: Type, named: &mut dyn FnMut(TypeId) -> String) -> String {
+    let id = match ty {
+        Type::Bool => return "bool".into(),
+        Type::U8 => return "u8".into(),
+        Type::S8 => return "s8".into(),
+        Type::U16 => return "u16".into(),
+        Type::S16 => return "s16".into(),
+        Type::U32 => return "u32".into(),
+        Type::S32 => return "s32".into(),
+        Type::U64 => return "u64".into(),
+        Type::S64 => return "s64".into(),
+        Type::F32 => return "f32".into(),
+        Type::F64 => return "f64".into(),
+        Type::Char => return "char".into(),
+        Type::String => return "string".into(),
+        Type::ErrorContext => return "error-context".into(),
+        Type::Id(id) => dealias(resolve, id),
+    };
+    if resolve.types[id].name.is_some() {
+        return named(id);
+    }
+    let mut of = |t: Option<Type>| t.map_or("_".to_string(), |t| type_wit(resolve, t, named));
+    match &resolve.types[id].kind {
+        TypeDefKind::List(t) => format!("list<{}>", of(Some(*t))),
+        TypeDefKind::Option(t) => format!("option<{}>", of(Some(*t))),
+        TypeDefKind::Tuple(t) => {
+            let items: Vec<String> = t.types.iter().map(|t| of(Some(*t))).collect();
+            format!("tuple<{}>", items.join(", "))
+        }
+        TypeDefKind::Result(r) => match (r.ok, r.err) {
+            (None, None) => "result".into(),
+            (ok, None) => format!("result<{}>", of(ok)),
+            (ok, err) => format!("result<{}, {}>", of(ok), of(err)),
+        },
+        // Anonymous records, variants and the like do not exist.
+        other => panic!("no WIT for an anonymous {other:?}"),
+    }
+}
+
+/// A peer payload's key: its WIT with each named type as its id, the same
+/// for every spelling of the type.
+pub fn payload_key(resolve: &Resolve, ty: Type) -> String {
+    type_wit(resolve, ty, &mut |id| format!("#{}", id.index()))
+}
+
+/// The peer interface for the payloads of `world`'s exported futures and
+/// streams that need it, or `None` if none does.
+fn peer_interface(resolve: &Resolve, world: WorldId) -> Option<String> {
+    let mut payloads: Vec<Type> = Vec::new();
+    let mut keys = Vec::new();
+    for item in resolve.worlds[world].exports.values() {
+        let WorldItem::Interface { id, .. } = item else {
+            continue;
+        };
+        for f in resolve.interfaces[*id].functions.values() {
+            let types = f.params.iter().map(|p| &p.ty).chain(&f.result);
+            for t in types.flat_map(|t| smith::parts(resolve, t)) {
+                let Type::Id(tid) = t else { continue };
+                let (TypeDefKind::Future(Some(p)) | TypeDefKind::Stream(Some(p))) =
+                    resolve.types[tid].kind
+                else {
+                    continue;
+                };
+                if !is_peer_payload(resolve, p) {
+                    continue;
+                }
+                let key = payload_key(resolve, p);
+                if !keys.contains(&key) {
+                    keys.push(key);
+                    payloads.push(p);
+                }
+            }
+        }
+    }
+    if payloads.is_empty() {
+        return None;
+    }
+    // Each named type comes in by a `use` of its interface, as `t<n>`.
+    let mut uses: BTreeMap<TypeId, String> = BTreeMap::new();
+    let mut unusable = false;
+    let mut functions = String::new();
+    for (k, p) in payloads.iter().enumerate() {
+        let p = type_wit(resolve, *p, &mut |id| {
+            let n = uses.len();
+            uses.entry(id).or_insert_with(|| format!("t{n}")).clone()
+        });
+        functions.push_str(&format!(
+            "  fill-stream-{k}: async func(items: list<{p}>) -> stream<{p}>;\n  \
+             drain-stream-{k}: async func(s: stream<{p}>) -> list<{p}>;\n  \
+             fill-future-{k}: async func(items: list<{p}>) -> future<{p}>;\n  \
+             drain-future-{k}: async func(f: future<{p}>) -> list<{p}>;\n"
+        ));
+    }
+    let mut text = String::from("interface peer {\n");
+    for (id, alias) in &uses {
+        let def = &resolve.types[*id];
+        let owner = match def.owner {
+            TypeOwner::Interface(i) => resolve.id_of(i),
+            _ => None,
+        };
+        let (Some(owner), Some(name)) = (owner, &def.name) else {
+            unusable = true;
+            continue;
+        };
+        text.push_str(&format!("  use {owner}.{{{name} as {alias}}};\n"));
+    }
+    text.push_str(&functions);
+    text.push_str("}\n");
+    (!unusable).then_some(text)
+}
+
+/// `package componentize:mirror; world w { import I; export I; ... }`, with
+/// the `peer` interface `peer` (WIT text) exported if given.
+fn try_world(resolve: &Resolve, interfaces: &[String], peer: Option<&str>) -> Option<MirrorWorld> {
+    let mut text = String::from("package componentize:mirror;\n\n");
+    text.push_str(peer.unwrap_or(""));
+    text.push_str("\nworld w {\n");
     for i in interfaces {
         text.push_str(&format!("  import {i};\n  export {i};\n"));
+    }
+    if peer.is_some() {
+        text.push_str("  export peer;\n");
     }
     text.push_str("  export componentize:test/debug;\n}\n");
     let mut resolve = resolve.clone();
@@ -124,28 +291,41 @@ fn try_world(resolve: &Resolve, interfaces: &[String]) -> Option<MirrorWorld> {
 /// The mirror world of the packages of `resolve`, or `None` if no interface
 /// is left. Interfaces that cannot be both imported and exported next to
 /// the others (WIT resolution refuses the world) are left out,
-/// deterministically.
+/// deterministically. The world exports the peer interface when its
+/// payloads need one.
 pub fn mirror_of(mut resolve: Resolve) -> Result<Option<MirrorWorld>> {
     give_resources_constructors(&mut resolve);
     resolve.push_str("componentize-test.wit", DEBUG_WIT)?;
+    let Some((names, world)) = mirror_interfaces(&resolve) else {
+        return Ok(None);
+    };
+    let peer = peer_interface(&world.resolve, world.world);
+    let with_peer = peer.and_then(|peer| try_world(&resolve, &names, Some(&peer)));
+    Ok(Some(with_peer.unwrap_or(world)))
+}
+
+/// The interfaces of the mirror world (see [`mirror_of`]) and that world,
+/// without the peer interface.
+fn mirror_interfaces(resolve: &Resolve) -> Option<(Vec<String>, MirrorWorld)> {
     let names: Vec<String> = resolve
         .interfaces
         .iter()
-        .filter(|(id, i)| i.name.is_some() && i.package.is_some() && !is_debug(&resolve, *id))
+        .filter(|(id, i)| i.name.is_some() && i.package.is_some() && !is_debug(resolve, *id))
         .filter_map(|(id, _)| resolve.id_of(id))
         .collect();
-    if let Some(w) = try_world(&resolve, &names) {
-        return Ok(Some(w));
+    if let Some(w) = try_world(resolve, &names, None) {
+        return Some((names, w));
     }
     let mut kept: Vec<String> = Vec::new();
     for n in names {
         kept.push(n);
-        if try_world(&resolve, &kept).is_none() {
+        if try_world(resolve, &kept, None).is_none() {
             kept.pop();
         }
     }
     if kept.is_empty() {
-        return Ok(None);
+        return None;
     }
-    Ok(try_world(&resolve, &kept))
+    let w = try_world(resolve, &kept, None)?;
+    Some((kept, w))
 }

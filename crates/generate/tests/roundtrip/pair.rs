@@ -6,6 +6,7 @@ use crate::component::{self, Generator};
 use crate::driver::{self, Driver, Trace};
 use crate::smith;
 use crate::values::Rng;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 use wit_parser::{Resolve, WorldId};
@@ -17,10 +18,11 @@ pub struct Stats {
     pub calls: usize,
     pub handles: usize,
     pub build: Duration,
-    /// Futures and streams the host wrote, and those of a `list` or
-    /// `option` payload.
+    /// Futures and streams written, those of a `list` or `option` payload
+    /// (by the host), and those of other compound payloads (by a peer).
     pub transmits: usize,
     pub compound_transmits: usize,
+    pub peer_transmits: BTreeMap<&'static str, usize>,
     /// Exports left out (see `Driver::skipped`).
     pub skipped: usize,
     /// Calls made in concurrent rounds, and the most async imports that
@@ -46,6 +48,22 @@ pub enum Outcome {
     /// Both generators' components fail to link the same way: a limitation
     /// of the linker, not of the bindings.
     Unlinkable(String),
+}
+
+/// Adds the counts of `more` to `into`.
+pub fn add_counts(into: &mut BTreeMap<&'static str, usize>, more: &BTreeMap<&'static str, usize>) {
+    for (kind, n) in more {
+        *into.entry(kind).or_default() += n;
+    }
+}
+
+/// Counts by kind, as text: `record 3, tuple 1` (`none` if empty).
+pub fn show_counts(counts: &BTreeMap<&'static str, usize>) -> String {
+    if counts.is_empty() {
+        return "none".into();
+    }
+    let shown: Vec<String> = counts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    shown.join(", ")
 }
 
 /// Where two traces first differ.
@@ -191,6 +209,7 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
         build,
         transmits: a.transmits,
         compound_transmits: a.compound_transmits,
+        peer_transmits: a.peer_transmits.clone(),
         skipped: a.skipped,
         concurrent_calls: a.calls - sequential_calls,
         most_in_flight: a.most_in_flight(),
@@ -222,21 +241,28 @@ fn lockstep(
     }
     let mut traces = Vec::new();
     for (g, d) in GENERATORS.iter().zip(drivers.iter_mut()) {
-        traces.push(d.take_trace().map_err(|e| format!("{}: {e:#}", g.name()))?);
+        traces.push(
+            d.take_traces()
+                .map_err(|e| format!("{}: {e:#}", g.name()))?,
+        );
     }
+    // The copies of every instance, the peers' included.
     *cancelled_copies += traces[0]
-        .lines
         .iter()
+        .flat_map(|(_, t)| &t.lines)
         .filter(|l| l.starts_with("copy ") && l.ends_with("(cancelled)"))
         .count();
-    let [ta, tb] = &traces[..] else {
+    let [ours, theirs] = &traces[..] else {
         return Ok(());
     };
-    if ta.count != tb.count || ta.hash != tb.hash || ta.lines != tb.lines {
-        return Err(format!(
-            "the two bindings drive the interpreter differently {what}: {}",
-            trace_difference(ta, tb)
-        ));
+    // The peers run the bindings under test too: their traces agree as well.
+    for ((instance, ta), (_, tb)) in ours.iter().zip(theirs) {
+        if ta.count != tb.count || ta.hash != tb.hash || ta.lines != tb.lines {
+            return Err(format!(
+                "the two bindings drive {instance} differently {what}: {}",
+                trace_difference(ta, tb)
+            ));
+        }
     }
     Ok(())
 }

@@ -5,9 +5,9 @@
 //! fixed at compile time (`FutureReader<T>`, `StreamReader<T>`), so the
 //! host covers the payloads it can name: none, every scalar and `string`,
 //! and a `list` or `option` of one of those ([`Payload`]; records,
-//! variants and the rest have names a Rust type would have to carry).
-//! Values cross as `Val`s; [`on_payload`] picks the Rust type for a WIT
-//! one.
+//! variants and the rest have names a Rust type would have to carry, so
+//! the peers of roundtrip/driver.rs write and read those). Values cross as
+//! `Val`s; [`on_payload`] picks the Rust type for a WIT one.
 
 use anyhow::{Result, anyhow};
 use std::future::Future;
