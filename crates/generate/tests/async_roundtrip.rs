@@ -286,10 +286,13 @@ struct Transmitters {
 }
 
 /// A host-written stream or future of `items` (of payload `T`), as a value.
+/// Their payloads hold no handles: what a reader leaves of them needs no
+/// closing, so nobody looks at the items it did not take.
 fn written<T: Payload>(a: &Accessor<Host>, items: &[Val], stream: bool) -> Result<Val> {
+    let unsent = transmit::Unsent::default();
     a.with(|store| match stream {
-        true => transmit::NewStream(store, items).run::<T>(),
-        false => transmit::NewFuture(store, &items[0]).run::<T>(),
+        true => transmit::NewStream(store, items, unsent).run::<T>(),
+        false => transmit::NewFuture(store, &items[0], unsent).run::<T>(),
     })
 }
 

@@ -227,7 +227,7 @@ fn roundtrip_fuzz() {
                 most_in_flight = most_in_flight.max(stats.most_in_flight);
                 skipped += stats.skipped;
                 transmits += stats.transmits;
-                compound += stats.compound_transmits;
+                compound += stats.compound_transmits + stats.nested_transmits;
                 pair::add_counts(&mut peer, &stats.peer_transmits);
                 cancelled += stats.cancelled_imports + stats.cancelled_copies;
                 alone += usize::from(stats.alone);
@@ -243,7 +243,7 @@ fn roundtrip_fuzz() {
     });
     eprintln!(
         "roundtrip: {calls_made} checked calls per generator ({concurrent} concurrent, up to \
-         {most_in_flight} imports waiting at once), {handles} handles, {transmits} futures and streams ({compound} of a list or option; through the peers: {}), {cancelled} cancels, building {build:.1?}; \
+         {most_in_flight} imports waiting at once), {handles} handles, {transmits} futures and streams ({compound} of a list, option, future or stream; through the peers: {}), {cancelled} cancels, building {build:.1?}; \
          {skipped} exports left out, {alone} worlds with our bindings alone",
         pair::show_counts(&peer)
     );

@@ -216,7 +216,7 @@ fn random_mirror_worlds(random: &Random) {
     let (mut calls_made, mut handles, mut with_handles, mut build) = (0, 0, 0, Duration::ZERO);
     let (mut skipped, mut concurrent, mut most_in_flight, mut alone) = (0, 0, 0, 0);
     let (mut transmits, mut cancelled_imports, mut cancelled_copies) = (0, 0, 0);
-    let mut compound_transmits = 0;
+    let (mut compound_transmits, mut nested_transmits) = (0, 0);
     let mut peer_transmits = std::collections::BTreeMap::new();
     let mut failures = Vec::new();
     let mut unlinkable = Vec::new();
@@ -230,6 +230,7 @@ fn random_mirror_worlds(random: &Random) {
                 skipped += s.skipped;
                 transmits += s.transmits;
                 compound_transmits += s.compound_transmits;
+                nested_transmits += s.nested_transmits;
                 pair::add_counts(&mut peer_transmits, &s.peer_transmits);
                 cancelled_imports += s.cancelled_imports;
                 cancelled_copies += s.cancelled_copies;
@@ -264,7 +265,7 @@ fn random_mirror_worlds(random: &Random) {
          on {threads} threads (building {build:.1?}); {calls_made} checked calls per generator \
          ({concurrent} in concurrent rounds, up to {most_in_flight} imports waiting at once), \
          {handles} handles in {with_handles} worlds, {transmits} futures and streams written \
-         and read back ({compound_transmits} of a list or option payload; through the peers, of other compound payloads: {}); cancelled by the interpreter: {cancelled_imports} async import calls \
+         and read back ({compound_transmits} of a list or option payload, {nested_transmits} of futures or streams; through the peers, of other compound payloads: {}); cancelled by the interpreter: {cancelled_imports} async import calls \
          (made again), {cancelled_copies} reads and writes of its copies and the peers' (at least); {skipped} exports left out (see roundtrip/driver.rs); {alone} worlds ran with our \
          bindings alone (wit-dylib panics on a future or stream type no function holds); \
          {} failed",

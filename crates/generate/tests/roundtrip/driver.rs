@@ -29,12 +29,18 @@
 //! stream, and its items must be those written; every third one it drops
 //! unread instead, and what the guest did with it (an async export copies
 //! its future or stream argument into a new one) must end and leave nothing
-//! behind. One the host wrote that never came out is an error.
+//! behind. One the host wrote that never came out is an error, unless what
+//! held it was dropped unread. Futures and streams of futures or streams
+//! are read level by level: the items that come out are read in turn.
+//! After each call, the runtime's async state (future and stream ends,
+//! waitable sets, subtasks, tasks) must be back to what it was after
+//! instantiation: zero live handles.
 //!
 //! wasmtime 48's host makes and reads futures and streams only of payload
 //! types fixed at compile time: none, scalars, `string`, a `list` or
-//! `option` of one of those. Those of the other payloads without handles
-//! (records, variants, tuples, nested lists...) go through peers: two more
+//! `option` of one of those, a future or a stream. Those of the other
+//! payloads without handles (records, variants, tuples, nested lists...)
+//! go through peers: two more
 //! instances of the same component, one that writes them (`fill-*` of
 //! [`mirror::PEER_INTERFACE`]: the host gives it the items as a list) and
 //! one that reads them (`drain-*`: it gives the items back as a list); two,
@@ -42,9 +48,9 @@
 //! or stream may come back out where the host sent it. Their bindings are
 //! those under test, so the items are lowered and lifted by them on both
 //! sides. Exports are left out ([`Driver::skipped`]) when their types hold
-//! an `error-context`, a future or stream of a payload holding a handle,
-//! or, in an async export, more than one future or stream argument (the
-//! test interpreter copies one).
+//! an `error-context`, a future or stream of a resource or of a compound
+//! payload holding a handle, or, in an async export, more than one future
+//! or stream argument (the test interpreter copies one).
 //!
 //! Values are compared exactly: floats by their bits (wasmtime 48 does not
 //! canonicalize NaNs when lifting or lowering, so payloads must survive),
@@ -91,6 +97,8 @@ pub struct State {
     turns: u64,
     /// Futures and streams the host wrote that have not come out yet.
     sent: Vec<Sent>,
+    /// Items of those the guest never took (see `transmit::Give`).
+    unsent: transmit::Unsent,
     /// Those that came out, to read after the call.
     to_read: Vec<ToRead>,
     /// Handles the host sent or holds, with the rep of the host resource
@@ -300,6 +308,18 @@ fn came_out(
         items,
         path: path.to_string(),
     });
+}
+
+/// Forgets the futures and streams the host wrote that are among `items`,
+/// and those among their items: they will never come out (what held them
+/// was dropped unread).
+fn excuse(sent: &mut Vec<Sent>, items: &[Val]) {
+    for item in items {
+        if let Some(i) = sent.iter().position(|s| s.value == *item) {
+            let gone = sent.remove(i);
+            excuse(sent, &gone.items);
+        }
+    }
 }
 
 /// A handle sent stands for a host rep; what came out must carry it.
@@ -672,8 +692,12 @@ pub struct Driver<'r> {
     pub handles: usize,
     /// Futures and streams the host wrote.
     pub transmits: usize,
-    /// Of those, the ones of a `list` or `option` payload.
+    /// Futures and streams that came out (read, or dropped unread).
+    came_out: usize,
+    /// Of those written, the ones of a `list` or `option` payload, and of a
+    /// future or stream payload.
     pub compound_transmits: usize,
+    pub nested_transmits: usize,
     /// Futures and streams the writing peer wrote (of other compound
     /// payloads), by the kind of their payload.
     pub peer_transmits: BTreeMap<&'static str, usize>,
@@ -878,6 +902,7 @@ impl<'r> Driver<'r> {
                 data: State {
                     pending: Vec::new(),
                     sent: Vec::new(),
+                    unsent: Default::default(),
                     to_read: Vec::new(),
                     turns: 0,
                     known: Vec::new(),
@@ -988,6 +1013,8 @@ impl<'r> Driver<'r> {
             handles: 0,
             transmits: 0,
             compound_transmits: 0,
+            nested_transmits: 0,
+            came_out: 0,
             peer_transmits: BTreeMap::new(),
             peers,
             skipped,
@@ -1172,6 +1199,11 @@ impl<'r> Driver<'r> {
             wt(dropped).context("dropping a handle")?;
         }
         self.store.data_mut().data.known.clear();
+        self.release_unsent()?;
+        for debug in self.debug.clone() {
+            self.no_live_bytes(debug.live_bytes).context(debug.name)?;
+        }
+        self.release_unsent()?;
         let st = &mut self.store.data_mut().data;
         st.to_read.clear();
         let unseen = std::mem::take(&mut st.sent).len();
@@ -1183,9 +1215,6 @@ impl<'r> Driver<'r> {
             unseen == 0,
             "{unseen} future(s) or stream(s) the host wrote never came out"
         );
-        for debug in self.debug.clone() {
-            self.no_live_bytes(debug.live_bytes).context(debug.name)?;
-        }
         // Zero live handles: what the calls made of the runtime's async
         // state is gone (the guests' handles and the host's).
         if let Some(baseline) = self.async_baseline {
@@ -1204,17 +1233,42 @@ impl<'r> Driver<'r> {
         Ok(())
     }
 
+    /// Closes the futures and streams among the items the guest never took
+    /// from host-written ones (they, and theirs, never come out), until
+    /// none is left.
+    fn release_unsent(&mut self) -> Result<()> {
+        loop {
+            let st = &mut self.store.data_mut().data;
+            let unsent = std::mem::take(&mut *st.unsent.lock().unwrap());
+            if unsent.is_empty() {
+                return Ok(());
+            }
+            excuse(&mut st.sent, &unsent);
+            for item in unsent {
+                let closed = match item {
+                    Val::Stream(mut s) => s.close(&mut self.store),
+                    Val::Future(mut f) => f.close(&mut self.store),
+                    _ => Ok(()),
+                };
+                wt(closed).context("closing a future or stream the guest never took")?;
+            }
+        }
+    }
+
     /// Checks that the interpreter whose `live-bytes` is `live_bytes` has
     /// nothing allocated.
     fn no_live_bytes(&mut self, live_bytes: Func) -> Result<()> {
         let mut out = [Val::U64(0)];
         wt(self.call(live_bytes, &[], &mut out)).context("calling live-bytes")?;
         // A copy into a future or stream the host dropped unread ends when
-        // the guest hears of it: give the event loop the calls it takes.
+        // the guest hears of it: give the event loop the calls it takes
+        // (and close what that leaves the host: it may hold a writer's
+        // future or stream).
         for _ in 0..50 {
             if out[0] == Val::U64(0) || self.runtime.is_none() {
                 break;
             }
+            self.release_unsent()?;
             wt(self.call(live_bytes, &[], &mut out)).context("calling live-bytes")?;
         }
         match out[0] {
@@ -1424,17 +1478,18 @@ impl<'r> Driver<'r> {
     /// A stream (or future) of `items`, written by the host or the writing
     /// peer, noted as sent.
     fn transmit(&mut self, payload: Option<Type>, items: Vec<Val>, stream: bool) -> Result<Val> {
+        let unsent = self.store.data().data.unsent.clone();
         let value = if stream {
             transmit::on_payload(
                 self.resolve,
                 payload,
-                transmit::NewStream(&mut self.store, &items),
+                transmit::NewStream(&mut self.store, &items, unsent),
             )
         } else {
             transmit::on_payload(
                 self.resolve,
                 payload,
-                transmit::NewFuture(&mut self.store, &items[0]),
+                transmit::NewFuture(&mut self.store, &items[0], unsent),
             )
         };
         let value = match value {
@@ -1442,13 +1497,12 @@ impl<'r> Driver<'r> {
             None => self.peer_fill(payload, &items, !stream)?,
         };
         self.transmits += 1;
-        if let Some(Type::Id(id)) = payload
-            && matches!(
-                self.resolve.types[dealias(self.resolve, id)].kind,
-                TypeDefKind::List(_) | TypeDefKind::Option(_)
-            )
-        {
-            self.compound_transmits += 1;
+        if let Some(Type::Id(id)) = payload {
+            match self.resolve.types[dealias(self.resolve, id)].kind {
+                TypeDefKind::List(_) | TypeDefKind::Option(_) => self.compound_transmits += 1,
+                TypeDefKind::Future(_) | TypeDefKind::Stream(_) => self.nested_transmits += 1,
+                _ => {}
+            }
         }
         self.store.data_mut().data.sent.push(Sent {
             value: value.clone(),
@@ -1477,23 +1531,39 @@ impl<'r> Driver<'r> {
     }
 
     /// Reads every future and stream that came out (every third one is
-    /// dropped unread instead) and checks its items.
+    /// dropped unread instead) and checks its items; then those that came
+    /// out as their items, and so on.
     fn read_what_came_out(&mut self) -> Result<()> {
-        let to_read = std::mem::take(&mut self.store.data_mut().data.to_read);
-        if to_read.is_empty() {
-            return Ok(());
+        loop {
+            let to_read = std::mem::take(&mut self.store.data_mut().data.to_read);
+            if to_read.is_empty() {
+                return Ok(());
+            }
+            self.read_batch(to_read)?;
         }
+    }
+
+    fn read_batch(&mut self, to_read: Vec<ToRead>) -> Result<()> {
         let Some(rt) = &self.runtime else {
             bail!("a future or stream in a sync world");
         };
         let resolve = self.resolve;
         let peers = &self.peers;
+        // Counted across calls, so that a call with one future or stream
+        // coming out may drop it too.
+        let first = self.came_out;
+        self.came_out += to_read.len();
         let errors = rt.block_on(self.store.run_concurrent(async |a| {
             let reads = to_read.into_iter().enumerate().map(|(i, r)| async move {
+                let i = first + i;
                 if i % 3 == 2 {
-                    let closed = a.with(|mut store| match r.from {
-                        transmit::Readable::Stream(mut s) => s.close(&mut store),
-                        transmit::Readable::Future(mut f) => f.close(&mut store),
+                    let closed = a.with(|mut store| {
+                        // What its items carry never comes out.
+                        excuse(&mut store.data_mut().data.sent, &r.items);
+                        match r.from {
+                            transmit::Readable::Stream(mut s) => s.close(&mut store),
+                            transmit::Readable::Future(mut f) => f.close(&mut store),
+                        }
                     });
                     return closed
                         .map_err(|e| anyhow!("dropping {}: {e:?}", r.path))

@@ -19,9 +19,11 @@ pub struct Stats {
     pub handles: usize,
     pub build: Duration,
     /// Futures and streams written, those of a `list` or `option` payload
-    /// (by the host), and those of other compound payloads (by a peer).
+    /// and of a future or stream payload (by the host), and those of other
+    /// compound payloads (by a peer).
     pub transmits: usize,
     pub compound_transmits: usize,
+    pub nested_transmits: usize,
     pub peer_transmits: BTreeMap<&'static str, usize>,
     /// Exports left out (see `Driver::skipped`).
     pub skipped: usize,
@@ -209,6 +211,7 @@ pub fn run_pair(resolve: &Resolve, world: WorldId, seed: u64, schedule: &Schedul
         build,
         transmits: a.transmits,
         compound_transmits: a.compound_transmits,
+        nested_transmits: a.nested_transmits,
         peer_transmits: a.peer_transmits.clone(),
         skipped: a.skipped,
         concurrent_calls: a.calls - sequential_calls,

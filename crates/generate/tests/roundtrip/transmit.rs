@@ -4,19 +4,26 @@
 //! wasmtime 48's host makes a future or stream only for a payload type
 //! fixed at compile time (`FutureReader<T>`, `StreamReader<T>`), so the
 //! host covers the payloads it can name: none, every scalar and `string`,
-//! and a `list` or `option` of one of those ([`Payload`]; records,
-//! variants and the rest have names a Rust type would have to carry, so
-//! the peers of roundtrip/driver.rs write and read those). Values cross as
-//! `Val`s; [`on_payload`] picks the Rust type for a WIT one.
+//! a `list` or `option` of one of those, and another future or stream
+//! ([`Payload`]; records, variants and the rest have names a Rust type
+//! would have to carry, so the peers of roundtrip/driver.rs write and read
+//! those). Values cross as `Val`s; [`on_payload`] picks the Rust type for a
+//! WIT one.
+//!
+//! The host writes with [`Give`], which keeps its items until a read takes
+//! them: those never taken (the reader left) go to an [`Unsent`] list, so
+//! that the futures and streams among them can be closed (a Rust value
+//! dropped would leave its handle in the store).
 
 use anyhow::{Result, anyhow};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use wasmtime::component::{
-    Accessor, ComponentType, FutureAny, FutureConsumer, FutureReader, Lift, Lower, Source,
-    StreamAny, StreamConsumer, StreamReader, StreamResult, Val,
+    Accessor, ComponentType, Destination, FutureAny, FutureConsumer, FutureReader, Lift, Lower,
+    Source, StreamAny, StreamConsumer, StreamProducer, StreamReader, StreamResult, Val, VecBuffer,
 };
 use wasmtime::{AsContextMut, StoreContextMut};
 use wit_parser::{Resolve, Type, TypeDefKind};
@@ -56,6 +63,30 @@ payloads!(
     bool => Bool, u8 => U8, i8 => S8, u16 => U16, i16 => S16, u32 => U32, i32 => S32,
     u64 => U64, i64 => S64, f32 => Float32, f64 => Float64, char => Char, String => String,
 );
+
+impl Payload for StreamAny {
+    fn to_val(self) -> Val {
+        Val::Stream(self)
+    }
+    fn from_val(v: &Val) -> Option<Self> {
+        match v {
+            Val::Stream(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Payload for FutureAny {
+    fn to_val(self) -> Val {
+        Val::Future(self)
+    }
+    fn from_val(v: &Val) -> Option<Self> {
+        match v {
+            Val::Future(f) => Some(f.clone()),
+            _ => None,
+        }
+    }
+}
 
 impl<T: Payload> Payload for Vec<T> {
     fn to_val(self) -> Val {
@@ -99,6 +130,9 @@ pub fn on_payload<F: OnPayload>(resolve: &Resolve, ty: Option<Type>, f: F) -> Op
             TypeDefKind::Type(t) => on_payload(resolve, Some(t), f),
             TypeDefKind::List(item) => on_scalar(resolve, item, ListOf(f)),
             TypeDefKind::Option(item) => on_scalar(resolve, item, OptionOf(f)),
+            // Its items are handles, whatever their own payload.
+            TypeDefKind::Stream(_) => Some(f.run::<StreamAny>()),
+            TypeDefKind::Future(_) => Some(f.run::<FutureAny>()),
             _ => None,
         };
     }
@@ -166,14 +200,72 @@ fn typed<T: Payload>(items: &[Val]) -> Result<Vec<T>> {
         .collect()
 }
 
+/// Items a host-written future or stream never gave (its reader left).
+pub type Unsent = Arc<Mutex<Vec<Val>>>;
+
+/// The writer of a host-written future or stream: its items not taken
+/// yet, which go to `unsent` if it is dropped with some left.
+pub struct Give<T: Payload> {
+    items: VecDeque<T>,
+    unsent: Unsent,
+}
+
+impl<T: Payload> Drop for Give<T> {
+    fn drop(&mut self) {
+        let left = self.items.drain(..).map(T::to_val);
+        self.unsent.lock().unwrap().extend(left);
+    }
+}
+
+impl<D, T: Payload> StreamProducer<D> for Give<T> {
+    type Item = T;
+    type Buffer = VecBuffer<T>;
+
+    fn poll_produce<'a>(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        store: StoreContextMut<'a, D>,
+        mut destination: Destination<'a, T, VecBuffer<T>>,
+        _: bool,
+    ) -> Poll<wasmtime::Result<StreamResult>> {
+        // No more than the read takes (one for a host reader), so that the
+        // rest stays here.
+        let me = self.get_mut();
+        let n = destination
+            .remaining(store)
+            .unwrap_or(1)
+            .min(me.items.len());
+        let chunk: Vec<T> = me.items.drain(..n).collect();
+        destination.set_buffer(chunk.into());
+        Poll::Ready(Ok(if me.items.is_empty() {
+            StreamResult::Dropped
+        } else {
+            StreamResult::Completed
+        }))
+    }
+}
+
+impl<T: Payload> Future for Give<T> {
+    type Output = wasmtime::Result<T>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        let item = self.get_mut().items.pop_front();
+        Poll::Ready(item.ok_or_else(|| wasmtime::format_err!("the future's item was taken")))
+    }
+}
+
 /// A host-written stream of `items` (of payload type `T`), as a value.
-pub struct NewStream<'a, S>(pub S, pub &'a [Val]);
+pub struct NewStream<'a, S>(pub S, pub &'a [Val], pub Unsent);
 
 impl<S: AsContextMut> OnPayload for NewStream<'_, S> {
     type Out = Result<Val>;
     fn run<T: Payload>(self) -> Result<Val> {
-        let NewStream(mut store, items) = self;
-        let reader = StreamReader::new(&mut store, typed::<T>(items)?)?;
+        let NewStream(mut store, items, unsent) = self;
+        let give = Give {
+            items: typed::<T>(items)?.into(),
+            unsent,
+        };
+        let reader = StreamReader::new(&mut store, give)?;
         Ok(Val::Stream(StreamAny::try_from_stream_reader(
             &mut store, reader,
         )?))
@@ -181,16 +273,17 @@ impl<S: AsContextMut> OnPayload for NewStream<'_, S> {
 }
 
 /// A host-written future of `item`, as a value.
-pub struct NewFuture<'a, S>(pub S, pub &'a Val);
+pub struct NewFuture<'a, S>(pub S, pub &'a Val, pub Unsent);
 
 impl<S: AsContextMut> OnPayload for NewFuture<'_, S> {
     type Out = Result<Val>;
     fn run<T: Payload>(self) -> Result<Val> {
-        let NewFuture(mut store, item) = self;
-        let item = typed::<T>(std::slice::from_ref(item))?.pop();
-        let reader = FutureReader::new(&mut store, async move {
-            item.ok_or_else(|| wasmtime::format_err!("no item"))
-        })?;
+        let NewFuture(mut store, item, unsent) = self;
+        let give = Give {
+            items: typed::<T>(std::slice::from_ref(item))?.into(),
+            unsent,
+        };
+        let reader = FutureReader::new(&mut store, give)?;
         Ok(Val::Future(FutureAny::try_from_future_reader(
             &mut store, reader,
         )?))
