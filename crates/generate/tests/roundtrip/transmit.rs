@@ -62,31 +62,9 @@ macro_rules! payloads {
 payloads!(
     bool => Bool, u8 => U8, i8 => S8, u16 => U16, i16 => S16, u32 => U32, i32 => S32,
     u64 => U64, i64 => S64, f32 => Float32, f64 => Float64, char => Char, String => String,
+    // A future's or stream's items are handles, whatever their own payload.
+    StreamAny => Stream, FutureAny => Future,
 );
-
-impl Payload for StreamAny {
-    fn to_val(self) -> Val {
-        Val::Stream(self)
-    }
-    fn from_val(v: &Val) -> Option<Self> {
-        match v {
-            Val::Stream(s) => Some(s.clone()),
-            _ => None,
-        }
-    }
-}
-
-impl Payload for FutureAny {
-    fn to_val(self) -> Val {
-        Val::Future(self)
-    }
-    fn from_val(v: &Val) -> Option<Self> {
-        match v {
-            Val::Future(f) => Some(f.clone()),
-            _ => None,
-        }
-    }
-}
 
 impl<T: Payload> Payload for Vec<T> {
     fn to_val(self) -> Val {
@@ -130,7 +108,6 @@ pub fn on_payload<F: OnPayload>(resolve: &Resolve, ty: Option<Type>, f: F) -> Op
             TypeDefKind::Type(t) => on_payload(resolve, Some(t), f),
             TypeDefKind::List(item) => on_scalar(resolve, item, ListOf(f)),
             TypeDefKind::Option(item) => on_scalar(resolve, item, OptionOf(f)),
-            // Its items are handles, whatever their own payload.
             TypeDefKind::Stream(_) => Some(f.run::<StreamAny>()),
             TypeDefKind::Future(_) => Some(f.run::<FutureAny>()),
             _ => None,
