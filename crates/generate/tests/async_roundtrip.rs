@@ -467,8 +467,8 @@ fn run(generator: Generator, per_export: u32) -> Result<Run> {
     let left = store.concurrent_state_table_size();
     ensure!(
         left == baseline,
-        "{} entries of wasmtime's async state left after the calls",
-        left as i64 - baseline as i64
+        "handles left after the calls: wasmtime's async state has {left} entries, \
+         {baseline} after instantiation"
     );
     Ok(run)
 }

@@ -410,6 +410,26 @@ static int lb_end_read(lua_State *L) {
 
 /* ---- writes ------------------------------------------------------------- */
 
+/* Items a write lowered that its reader did not take (it went away, or the
+ * write was cancelled) are still this component's, and no Lua value holds
+ * them any more. For a payload that is a handle, each is dropped, as if its
+ * value had been collected: a resource is released, a future or stream
+ * closed. (A handle inside a compound payload is not looked for.) */
+static void lb_drop_untaken(const lb_payload *p, const void *buf, size_t from, size_t n) {
+  const wit_t *w = LB.wit;
+  if (LB_NONE(p->ty)) return;
+  wit_type_t t = p->ty;
+  while (WIT_TYPE_KIND(t) == WIT_TYPE_ALIAS) t = w->aliases[WIT_TYPE_INDEX(t)].ty;
+  size_t k = WIT_TYPE_KIND(t), i = WIT_TYPE_INDEX(t);
+  if (k != WIT_TYPE_OWN && k != WIT_TYPE_STREAM && k != WIT_TYPE_FUTURE) return;
+  for (size_t j = from; j < n; j++) {
+    uint32_t h = ((const uint32_t *)buf)[j];
+    if (k == WIT_TYPE_OWN) w->resources[i].drop(h);
+    else if (k == WIT_TYPE_STREAM) w->streams[i].drop_readable(h);
+    else w->futures[i].drop_readable(h);
+  }
+}
+
 static int lb_write_done(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   lb_copy *c = (lb_copy *)ctx;
@@ -420,6 +440,10 @@ static int lb_write_done(lua_State *L, int status, lua_KContext ctx) {
   if ((code & 0xf) == LB_COPY_DROPPED) e->done = true;
   if (c->done < c->n && !e->done && !cancelled) return lb_copy_start(L, c, true, lb_write_done);
   size_t done = c->done;
+  if (done < c->n) {
+    const lb_payload p = lb_end_payload(e);
+    lb_drop_untaken(&p, c->buf, done, c->n);
+  }
   lb_cx_release(&c->cx);
   lb_copy_free(c);
   if (cancelled) {

@@ -770,6 +770,74 @@ fn streams_of_strings_and_futures_cross_both_ways() {
     assert_eq!(read_future::<u32>(&mut store, results[2].clone()), 42);
 }
 
+/// Takes one item of a stream, then goes away.
+struct TakeOne<T>(Option<futures::channel::oneshot::Sender<T>>);
+
+impl<T, D> wasmtime::component::StreamConsumer<D> for TakeOne<T>
+where
+    T: wasmtime::component::Lift + Send + Sync + 'static,
+{
+    type Item = T;
+
+    fn poll_consume(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        mut store: wasmtime::StoreContextMut<D>,
+        mut source: wasmtime::component::Source<'_, T>,
+        _finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<wasmtime::component::StreamResult>> {
+        let mut one = Vec::with_capacity(1);
+        source.read(&mut store, &mut one)?;
+        if let (Some(item), Some(send)) = (one.pop(), self.0.take()) {
+            let _ = send.send(item);
+        }
+        std::task::Poll::Ready(Ok(wasmtime::component::StreamResult::Dropped))
+    }
+}
+
+#[test]
+fn streams_a_reader_left_in_a_stream_are_closed() {
+    let (mut store, instance) = pipes_instance();
+    let outer = call_all(&mut store, &instance, &[("nested", vec![Val::U32(3)])]).remove(0);
+    let Val::Stream(outer) = outer else {
+        panic!("expected a stream, got {outer:?}")
+    };
+    let reader =
+        wasmtime::component::StreamReader::<wasmtime::component::StreamAny>::try_from_stream_any(
+            outer,
+        )
+        .unwrap();
+    let (send, first) = futures::channel::oneshot::channel();
+    reader.pipe(&mut store, TakeOne(Some(send))).unwrap();
+    let first = futures::executor::block_on(store.run_concurrent(async |_| first.await))
+        .unwrap()
+        .expect("the outer stream gave no item");
+    let chunks: Vec<Vec<u8>> = read_stream(&mut store, Val::Stream(first));
+    assert_eq!(chunks.concat(), b"inner 1");
+    // The two inner streams the host never took were written into the
+    // outer one: Lua closes them, so their writers hear that the reader is
+    // gone (without that, they would wait forever).
+    let mut log = Vec::new();
+    for _ in 0..50 {
+        if log.len() == 4 {
+            break;
+        }
+        log.extend(strings(
+            call_all(&mut store, &instance, &[("take-log", vec![])]).remove(0),
+        ));
+    }
+    log.sort();
+    assert_eq!(
+        log,
+        [
+            "inner 1 took 7",
+            "inner 2 took 0",
+            "inner 3 took 0",
+            "outer took 1"
+        ]
+    );
+}
+
 #[test]
 fn misused_futures_and_streams_raise_lua_errors_and_leave_nothing_behind() {
     let (mut store, instance) = pipes_instance();
@@ -777,7 +845,7 @@ fn misused_futures_and_streams_raise_lua_errors_and_leave_nothing_behind() {
     let expect = [
         "bad argument #1 to 'write' (items[2]: expected string, got integer 7)",
         "write: this is the readable end; write the other one",
-        "componentize.async.stream(\"u16\"): the world has no stream with that payload (the payloads its functions carry: \"u8\", \"string\")",
+        "componentize.async.stream(\"u16\"): the world has no stream with that payload (the payloads its functions carry: \"u8\", \"string\", \"stream<u8>\")",
         "close: write the future's value first",
         "bad argument #1 to 'write' (value: expected u32, got string",
         "read: the stream-reader is closed",

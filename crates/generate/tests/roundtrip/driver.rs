@@ -1221,9 +1221,8 @@ impl<'r> Driver<'r> {
             let now = self.store.concurrent_state_table_size();
             ensure!(
                 now == baseline,
-                "{} entries of wasmtime's async state (future and stream ends, waitable sets, \
-                 subtasks, tasks) left after the call",
-                now as i64 - baseline as i64
+                "handles left after the call: wasmtime's async state (future and stream ends, \
+                 waitable sets, subtasks, tasks) has {now} entries, {baseline} after instantiation"
             );
         }
         let outstanding = std::mem::take(&mut self.store.data_mut().data.outstanding);

@@ -95,6 +95,27 @@ function plus_one(f)
   return f:read() + 1
 end
 
+function nested(n)
+  local rx, tx = async.stream("stream<u8>")
+  async.spawn(function()
+    local inner = {}
+    for k = 1, n do
+      local irx, itx = async.stream("u8")
+      inner[k] = irx
+      async.spawn(function()
+        -- (The write first: it waits, and the log's end moves meanwhile.)
+        local took = itx:write("inner " .. k)
+        log[#log + 1] = "inner " .. k .. " took " .. took
+        itx:close()
+      end)
+    end
+    local took = tx:write(inner)
+    log[#log + 1] = "outer took " .. took
+    tx:close()
+  end)
+  return rx
+end
+
 function misuses()
   local errors = {}
   local function try(f, ...)
