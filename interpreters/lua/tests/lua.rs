@@ -641,8 +641,17 @@ where
     std::mem::take(&mut *chunks.lock().unwrap())
 }
 
-/// A host reader of a guest's future: sends the value on.
+/// A host reader that sends one value on: a guest future's, or the first
+/// item of a guest stream (then it goes away).
 struct Take<T>(Option<futures::channel::oneshot::Sender<T>>);
+
+impl<T> Take<T> {
+    fn send(&mut self, value: Option<T>) {
+        if let (Some(value), Some(send)) = (value, self.0.take()) {
+            let _ = send.send(value);
+        }
+    }
+}
 
 impl<T, D> wasmtime::component::FutureConsumer<D> for Take<T>
 where
@@ -659,10 +668,28 @@ where
     ) -> std::task::Poll<wasmtime::Result<()>> {
         let mut value = None;
         source.read(&mut store, &mut value)?;
-        if let (Some(value), Some(send)) = (value, self.0.take()) {
-            let _ = send.send(value);
-        }
+        self.send(value);
         std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl<T, D> wasmtime::component::StreamConsumer<D> for Take<T>
+where
+    T: wasmtime::component::Lift + Send + Sync + 'static,
+{
+    type Item = T;
+
+    fn poll_consume(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        mut store: wasmtime::StoreContextMut<D>,
+        mut source: wasmtime::component::Source<'_, T>,
+        _finish: bool,
+    ) -> std::task::Poll<wasmtime::Result<wasmtime::component::StreamResult>> {
+        let mut one = Vec::with_capacity(1);
+        source.read(&mut store, &mut one)?;
+        self.send(one.pop());
+        std::task::Poll::Ready(Ok(wasmtime::component::StreamResult::Dropped))
     }
 }
 
@@ -770,31 +797,6 @@ fn streams_of_strings_and_futures_cross_both_ways() {
     assert_eq!(read_future::<u32>(&mut store, results[2].clone()), 42);
 }
 
-/// Takes one item of a stream, then goes away.
-struct TakeOne<T>(Option<futures::channel::oneshot::Sender<T>>);
-
-impl<T, D> wasmtime::component::StreamConsumer<D> for TakeOne<T>
-where
-    T: wasmtime::component::Lift + Send + Sync + 'static,
-{
-    type Item = T;
-
-    fn poll_consume(
-        mut self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        mut store: wasmtime::StoreContextMut<D>,
-        mut source: wasmtime::component::Source<'_, T>,
-        _finish: bool,
-    ) -> std::task::Poll<wasmtime::Result<wasmtime::component::StreamResult>> {
-        let mut one = Vec::with_capacity(1);
-        source.read(&mut store, &mut one)?;
-        if let (Some(item), Some(send)) = (one.pop(), self.0.take()) {
-            let _ = send.send(item);
-        }
-        std::task::Poll::Ready(Ok(wasmtime::component::StreamResult::Dropped))
-    }
-}
-
 #[test]
 fn streams_a_reader_left_in_a_stream_are_closed() {
     let (mut store, instance) = pipes_instance();
@@ -808,7 +810,7 @@ fn streams_a_reader_left_in_a_stream_are_closed() {
         )
         .unwrap();
     let (send, first) = futures::channel::oneshot::channel();
-    reader.pipe(&mut store, TakeOne(Some(send))).unwrap();
+    reader.pipe(&mut store, Take(Some(send))).unwrap();
     let first = futures::executor::block_on(store.run_concurrent(async |_| first.await))
         .unwrap()
         .expect("the outer stream gave no item");
