@@ -130,26 +130,61 @@ fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
 }
 
 /// Whether futures and streams of `ty` go through the peers: the host
-/// cannot name it, and it holds no handle (nor a map, which wit-smith does
-/// not make in these worlds).
+/// cannot name it, and it holds no resource, `error-context` or map (which
+/// wit-smith does not make in these worlds). One that holds futures or
+/// streams holds no string or list besides: the test interpreter drops
+/// those of items a reader left by lifting the items again (testinterp.c),
+/// which only memory-free items allow.
 pub fn is_peer_payload(resolve: &Resolve, ty: Type) -> bool {
+    /// What a value of `ty` holds: false for a part no peer carries (also
+    /// in the payload of a future or stream in it); its own futures and
+    /// streams (`ends`) and strings and lists (`memory`).
+    struct Holds {
+        ends: bool,
+        memory: bool,
+    }
+    fn walk(resolve: &Resolve, ty: Type, holds: &mut Option<&mut Holds>) -> bool {
+        let id = match ty {
+            Type::ErrorContext => return false,
+            Type::String => {
+                if let Some(h) = holds {
+                    h.memory = true;
+                }
+                return true;
+            }
+            Type::Id(id) => id,
+            _ => return true,
+        };
+        let parts: Vec<Type> = match &resolve.types[id].kind {
+            TypeDefKind::Record(r) => r.fields.iter().map(|f| f.ty).collect(),
+            TypeDefKind::Tuple(t) => t.types.clone(),
+            TypeDefKind::Variant(v) => v.cases.iter().filter_map(|c| c.ty).collect(),
+            TypeDefKind::Result(r) => r.ok.iter().chain(&r.err).copied().collect(),
+            TypeDefKind::Option(t) | TypeDefKind::Type(t) => vec![*t],
+            TypeDefKind::List(t) => {
+                if let Some(h) = holds {
+                    h.memory = true;
+                }
+                vec![*t]
+            }
+            TypeDefKind::Enum(_) | TypeDefKind::Flags(_) => Vec::new(),
+            TypeDefKind::Future(p) | TypeDefKind::Stream(p) => {
+                if let Some(h) = holds {
+                    h.ends = true;
+                }
+                return p.is_none_or(|p| walk(resolve, p, &mut None));
+            }
+            _ => return false,
+        };
+        parts.into_iter().all(|t| walk(resolve, t, holds))
+    }
+    let mut holds = Holds {
+        ends: false,
+        memory: false,
+    };
     !transmit::is_host_payload(resolve, Some(ty))
-        && smith::parts(resolve, &ty).iter().all(|t| match t {
-            Type::ErrorContext => false,
-            Type::Id(id) => matches!(
-                resolve.types[*id].kind,
-                TypeDefKind::Record(_)
-                    | TypeDefKind::Tuple(_)
-                    | TypeDefKind::Variant(_)
-                    | TypeDefKind::Enum(_)
-                    | TypeDefKind::Flags(_)
-                    | TypeDefKind::Option(_)
-                    | TypeDefKind::Result(_)
-                    | TypeDefKind::List(_)
-                    | TypeDefKind::Type(_)
-            ),
-            _ => true,
-        })
+        && walk(resolve, ty, &mut Some(&mut holds))
+        && !(holds.ends && holds.memory)
 }
 
 /// WIT for `ty` (a peer payload or a part of one), spelling each named
@@ -188,6 +223,10 @@ fn type_wit(resolve: &Resolve, ty: Type, named: &mut dyn FnMut(TypeId) -> String
             (ok, None) => format!("result<{}>", of(ok)),
             (ok, err) => format!("result<{}, {}>", of(ok), of(err)),
         },
+        TypeDefKind::Future(None) => "future".into(),
+        TypeDefKind::Future(p) => format!("future<{}>", of(*p)),
+        TypeDefKind::Stream(None) => "stream".into(),
+        TypeDefKind::Stream(p) => format!("stream<{}>", of(*p)),
         // Anonymous records, variants and the like do not exist.
         other => panic!("no WIT for an anonymous {other:?}"),
     }
