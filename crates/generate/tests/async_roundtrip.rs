@@ -211,11 +211,7 @@ fn linker(log: &Log) -> Result<Linker<Host>> {
 }
 
 fn export(store: &mut Store<Host>, instance: &Instance, iface: &str, name: &str) -> Func {
-    let i = instance.get_export_index(&mut *store, None, iface).unwrap();
-    let f = instance
-        .get_export_index(&mut *store, Some(&i), name)
-        .unwrap();
-    instance.get_func(&mut *store, f).unwrap()
+    componentize_testkit::export_func(store, instance, Some(iface), name).unwrap()
 }
 
 fn point(x: i32, y: i32, label: &str) -> Val {

@@ -64,7 +64,7 @@
 //! instance of the exported resource, so every guest handle stands for one
 //! host rep. Handles sent are matched against the reps received.
 
-use crate::mirror;
+use crate::mirror::{self, dealias};
 use crate::smith;
 use crate::transmit;
 use crate::values::Rng;
@@ -591,24 +591,6 @@ fn peer_of<'p>(
     peers.iter().find(|x| x.future == future && x.key == key)
 }
 
-/// Function `name` of the exported interface `interface` of `instance`.
-fn export_func(
-    store: &mut Store<HostState>,
-    instance: &Instance,
-    interface: &str,
-    name: &str,
-) -> Result<Func> {
-    let index = instance
-        .get_export_index(&mut *store, None, interface)
-        .with_context(|| format!("no export {interface}"))?;
-    let i = instance
-        .get_export_index(&mut *store, Some(&index), name)
-        .with_context(|| format!("no export {interface}#{name}"))?;
-    instance
-        .get_func(&mut *store, i)
-        .with_context(|| format!("{interface}#{name} is not a function"))
-}
-
 /// An instance's `componentize:test/debug` functions.
 #[derive(Clone, Copy)]
 struct DebugExports {
@@ -626,8 +608,18 @@ impl DebugExports {
     ) -> Result<DebugExports> {
         Ok(DebugExports {
             name,
-            live_bytes: export_func(store, instance, DEBUG_INTERFACE, "live-bytes")?,
-            trace: export_func(store, instance, DEBUG_INTERFACE, "trace")?,
+            live_bytes: componentize_testkit::export_func(
+                store,
+                instance,
+                Some(DEBUG_INTERFACE),
+                "live-bytes",
+            )?,
+            trace: componentize_testkit::export_func(
+                store,
+                instance,
+                Some(DEBUG_INTERFACE),
+                "trace",
+            )?,
         })
     }
 }
@@ -659,8 +651,13 @@ fn peers(
         peers.push(Peer {
             key: mirror::payload_key(resolve, payload),
             future,
-            fill: export_func(store, writer, name, &f.name)?,
-            drain: export_func(store, reader, name, &format!("drain-{what}"))?,
+            fill: componentize_testkit::export_func(store, writer, Some(name), &f.name)?,
+            drain: componentize_testkit::export_func(
+                store,
+                reader,
+                Some(name),
+                &format!("drain-{what}"),
+            )?,
         });
     }
     let debug = [
@@ -740,13 +737,6 @@ fn owner(resolve: &Resolve, id: TypeId) -> Option<InterfaceId> {
         TypeOwner::Interface(i) => Some(i),
         _ => None,
     }
-}
-
-fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
-    while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
-        id = next;
-    }
-    id
 }
 
 /// Whether the world needs the async test interpreter and component-model
@@ -968,7 +958,7 @@ impl<'r> Driver<'r> {
                 WorldItem::Interface { id, .. } => {
                     let name = resolve.name_world_key(key);
                     let lookup = |store: &mut Store<HostState>, f: &str| {
-                        export_func(store, &instance, &name, f)
+                        componentize_testkit::export_func(store, &instance, Some(&name), f)
                     };
                     if name == DEBUG_INTERFACE || name == mirror::PEER_INTERFACE {
                         continue;

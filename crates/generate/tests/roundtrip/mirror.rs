@@ -122,7 +122,8 @@ fn give_resources_constructors(resolve: &mut Resolve) {
     }
 }
 
-fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
+/// The type `id` names, through aliases and `use`s.
+pub fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
     while let TypeDefKind::Type(Type::Id(next)) = resolve.types[id].kind {
         id = next;
     }
@@ -136,20 +137,20 @@ fn dealias(resolve: &Resolve, mut id: TypeId) -> TypeId {
 /// those of items a reader left by lifting the items again (testinterp.c),
 /// which only memory-free items allow.
 pub fn is_peer_payload(resolve: &Resolve, ty: Type) -> bool {
-    /// What a value of `ty` holds: false for a part no peer carries (also
-    /// in the payload of a future or stream in it); its own futures and
-    /// streams (`ends`) and strings and lists (`memory`).
+    /// What a value holds: futures or streams, strings or lists.
+    #[derive(Default)]
     struct Holds {
         ends: bool,
         memory: bool,
     }
-    fn walk(resolve: &Resolve, ty: Type, holds: &mut Option<&mut Holds>) -> bool {
+    /// Notes in `holds` what `ty` holds (not looking into the payloads of
+    /// its futures and streams); false for a part no peer carries, there
+    /// too.
+    fn walk(resolve: &Resolve, ty: Type, holds: &mut Holds) -> bool {
         let id = match ty {
             Type::ErrorContext => return false,
             Type::String => {
-                if let Some(h) = holds {
-                    h.memory = true;
-                }
+                holds.memory = true;
                 return true;
             }
             Type::Id(id) => id,
@@ -162,28 +163,21 @@ pub fn is_peer_payload(resolve: &Resolve, ty: Type) -> bool {
             TypeDefKind::Result(r) => r.ok.iter().chain(&r.err).copied().collect(),
             TypeDefKind::Option(t) | TypeDefKind::Type(t) => vec![*t],
             TypeDefKind::List(t) => {
-                if let Some(h) = holds {
-                    h.memory = true;
-                }
+                holds.memory = true;
                 vec![*t]
             }
             TypeDefKind::Enum(_) | TypeDefKind::Flags(_) => Vec::new(),
             TypeDefKind::Future(p) | TypeDefKind::Stream(p) => {
-                if let Some(h) = holds {
-                    h.ends = true;
-                }
-                return p.is_none_or(|p| walk(resolve, p, &mut None));
+                holds.ends = true;
+                return p.is_none_or(|p| walk(resolve, p, &mut Holds::default()));
             }
             _ => return false,
         };
         parts.into_iter().all(|t| walk(resolve, t, holds))
     }
-    let mut holds = Holds {
-        ends: false,
-        memory: false,
-    };
+    let mut holds = Holds::default();
     !transmit::is_host_payload(resolve, Some(ty))
-        && walk(resolve, ty, &mut Some(&mut holds))
+        && walk(resolve, ty, &mut holds)
         && !(holds.ends && holds.memory)
 }
 
